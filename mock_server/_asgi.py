@@ -1,0 +1,107 @@
+"""A minimal request/response layer over raw ASGI, for the mock's hot paths.
+
+The queue endpoints are polled in tight loops; a framework router, request
+object and response validation cost more than the work itself, so the fal
+protocol is served straight from ASGI with these few helpers.
+"""
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+from urllib.parse import parse_qsl
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+JSON = b"application/json"
+
+
+class BodyTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+
+class HttpRequest:
+    """What a handler needs of an HTTP request; the body is read on demand."""
+
+    __slots__ = ("scope", "receive", "method", "path", "raw_query", "_headers", "_body", "_query")
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.raw_query: bytes = scope.get("query_string", b"")
+        self._headers: dict[str, str] | None = None
+        self._body: bytes | None = None
+        self._query: dict[str, str] | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Lower-cased header names; repeated headers joined with ", "."""
+        if self._headers is None:
+            headers: dict[str, str] = {}
+            for name, value in self.scope["headers"]:
+                key = name.decode("latin-1").lower()
+                text = value.decode("latin-1")
+                headers[key] = f"{headers[key]}, {text}" if key in headers else text
+            self._headers = headers
+        return self._headers
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+    @property
+    def query(self) -> dict[str, str]:
+        if self._query is None:
+            self._query = dict(parse_qsl(self.raw_query.decode("latin-1"), keep_blank_values=True))
+        return self._query
+
+    async def body(self, limit: int) -> bytes:
+        """The whole body; raises :class:`BodyTooLarge` past ``limit`` bytes."""
+        if self._body is None:
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                message = await self.receive()
+                if message["type"] == "http.disconnect":
+                    break
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge(limit)
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+            self._body = b"".join(chunks)
+        return self._body
+
+    @property
+    def host(self) -> str:
+        host = self.header("host")
+        if host:
+            return host
+        server = self.scope.get("server")
+        if server:
+            return f"{server[0]}:{server[1]}"
+        return "127.0.0.1"
+
+    @property
+    def scheme(self) -> str:
+        return self.scope.get("scheme", "http")
+
+
+async def send_bytes(
+    send: Send,
+    status: int,
+    body: bytes,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    content_type: bytes = JSON,
+) -> None:
+    """Send a complete response in two ASGI messages."""
+    raw = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if headers:
+        raw.extend(headers)
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})

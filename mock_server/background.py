@@ -1,0 +1,114 @@
+"""Run a mock server on a background thread of this process (for tests and the pytest plugin).
+
+uvicorn binds the port itself (port 0 picks a free one), so sockets get
+``TCP_NODELAY`` and answers are not delayed by Nagle's algorithm.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from mock_server.app import FalMockApp
+from mock_server.mock import FalMock
+
+
+class BackgroundServer:
+    """A :class:`FalMock` served by uvicorn on a daemon thread.
+
+    >>> server = BackgroundServer(FalMock()).start()
+    >>> server.url   # e.g. http://127.0.0.1:53711
+    >>> server.stop()
+    """
+
+    def __init__(self, mock: FalMock, host: str = "127.0.0.1", port: int = 0, tls_files=None) -> None:
+        self.mock = mock
+        self.app = FalMockApp(mock)
+        self.host = host
+        self._port = port
+        self._tls = tls_files
+        self._server = None
+        self._thread: threading.Thread | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.port: int | None = None
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self._tls is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> "BackgroundServer":
+        import uvicorn
+
+        from mock_server.server import uvicorn_config
+
+        settings = self.mock.settings.with_(host=self.host, port=self._port)
+        config = uvicorn_config(self.app, settings, self._tls, log_level="error")
+        self._server = uvicorn.Server(config)
+        self._server.install_signal_handlers = lambda: None  # not the main thread
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                loop = _new_loop()
+                self.loop = loop
+                asyncio.set_event_loop(loop)
+
+                async def main() -> None:
+                    task = asyncio.ensure_future(self._server.serve())
+                    while not self._server.started and not task.done():
+                        await asyncio.sleep(0.001)
+                    if self._server.started:
+                        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+                    ready.set()
+                    await task
+
+                loop.run_until_complete(main())
+            except BaseException as exc:  # surfaced to start()
+                failure.append(exc)
+            finally:
+                ready.set()
+
+        self._thread = threading.Thread(target=run, name="fal-mock-server", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout) or self.port is None:
+            raise RuntimeError(f"fal-mock server did not start: {failure[0] if failure else 'timeout'}")
+        # the settings the app reports (own-file URLs, banner) must name the real port
+        self.mock.settings = settings.with_(port=self.port)
+        self.app.settings = self.mock.settings
+        return self
+
+    def call(self, fn, *args, timeout: float = 10.0):
+        """Run ``fn(*args)`` on the server's loop thread and return its result."""
+        assert self.loop is not None
+        future = asyncio.run_coroutine_threadsafe(_call(fn, *args), self.loop)
+        return future.result(timeout)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> "BackgroundServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # uvicorn[standard] brings it; fall back all the same
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+async def _call(fn, *args):
+    result = fn(*args)
+    if asyncio.iscoroutine(result):
+        result = await result
+    return result

@@ -1,0 +1,107 @@
+"""The ``fal-mock`` command line (spelling fixed by shared/spec/CLI.md).
+
+``fal-mock serve`` runs the emulator; ``fal-mock env`` prints the ``export`` lines
+that point the official clients at a server started with the same flags.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mock_server.settings import DEFAULT_PORT, Settings, default_state_dir
+from mock_server.timing import PROFILES
+
+
+def _add_server_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"the one port for run, queue and control (default {DEFAULT_PORT})")
+    parser.add_argument("--tls", action="store_true", help="serve HTTPS with a local CA kept in the state folder")
+    parser.add_argument("--profile", choices=PROFILES, default="default", help="timing profile (default: default)")
+    parser.add_argument("--speed", type=float, default=1.0, help="divide every emulated time by this factor (default 1)")
+    parser.add_argument("--workers", type=int, default=2, help="emulated runners working in parallel (default 2)")
+    auth = parser.add_mutually_exclusive_group()
+    auth.add_argument("--keys", default=None, help="comma-separated keys (id:secret) accepted; default: any well-formed key")
+    auth.add_argument("--no-auth", action="store_true", help="accept requests without an Authorization header")
+    parser.add_argument("--state-dir", type=Path, default=None, help="folder for the TLS CA (default $FAL_MOCK_STATE_DIR or ~/.local/state/fal-mock)")
+    parser.add_argument("--allow-fetch", action="store_true", help="fetch remote image_urls (http/https only, with timeout and size cap)")
+    parser.add_argument("--validation", choices=("documented", "published"), default="documented",
+                        help="input rules: the model page's (documented, default) or the published schema's")
+    parser.add_argument("--max-requests", type=int, default=10_000, help="finished requests kept before the oldest are forgotten")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    keys = tuple(k.strip() for k in args.keys.split(",") if k.strip()) if args.keys else ()
+    if args.workers < 1:
+        raise SystemExit("fal-mock: --workers must be at least 1")
+    if args.speed <= 0:
+        raise SystemExit("fal-mock: --speed must be greater than 0")
+    return Settings(
+        host=args.host,
+        port=args.port,
+        tls=args.tls,
+        profile=args.profile,
+        speed=args.speed,
+        workers=args.workers,
+        auth=not args.no_auth,
+        keys=keys,
+        state_dir=args.state_dir or default_state_dir(),
+        allow_fetch=args.allow_fetch,
+        validation=args.validation,
+        max_requests=args.max_requests,
+    )
+
+
+def banner_lines(settings: Settings, tls_files=None) -> list[str]:
+    """The export lines, then the proxy and health URLs (CLI.md)."""
+    from mock_server.shell_env import export_lines
+
+    host = settings.base_url.split("://", 1)[1].rsplit(":", 1)[0]
+    lines = export_lines(host, settings.port, key=settings.client_key, tls=tls_files, queue_prefix=settings.queue_prefix)
+    lines.append(f"# JS client (Node): fal.config({{ proxyUrl: {{ url: \"{settings.base_url}/api/fal/proxy\", when: \"always\" }} }})")
+    lines.append(f"# health: {settings.base_url}/_mock/health")
+    return lines
+
+
+def _tls_files(settings: Settings):
+    if not settings.tls:
+        return None
+    from mock_server.tls import ensure_tls
+
+    return ensure_tls(settings.state_dir)
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    for line in banner_lines(settings, _tls_files(settings)):
+        print(line)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    tls_files = _tls_files(settings)
+    for line in banner_lines(settings, tls_files):
+        print(line)
+    sys.stdout.flush()
+    from mock_server.server import serve
+
+    serve(settings, tls_files)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fal-mock", description="A local emulator of fal.ai's queue and run API (not affiliated with fal.ai).")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the emulator")
+    _add_server_flags(serve)
+    serve.set_defaults(func=cmd_serve)
+    env = commands.add_parser("env", help="print the export lines for a server started with the same flags")
+    _add_server_flags(env)
+    env.set_defaults(func=cmd_env)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

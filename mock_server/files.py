@@ -1,0 +1,130 @@
+"""Files the mock serves: rendered output images and uploaded inputs.
+
+Rendered images are stored as a *recipe* (a function that renders the bytes again)
+plus a bounded LRU cache of bytes, so memory stays bounded while every URL the
+mock ever handed out keeps working.  Uploaded files have no recipe: their bytes
+are kept in a bounded store of their own (oldest dropped first).
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable
+
+Recipe = Callable[[], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    data: bytes
+    content_type: str
+
+
+class FileStore:
+    """Name -> bytes, with re-renderable recipes and bounded memory.
+
+    ``cache_bytes`` bounds the rendered-bytes cache; ``max_recipes`` bounds how many
+    rendered files stay addressable; ``upload_bytes`` bounds uploaded data.  Safe to
+    call from several threads (rendering runs in a worker thread).
+    """
+
+    def __init__(
+        self,
+        cache_bytes: int = 256 * 1024 * 1024,
+        max_recipes: int = 100_000,
+        upload_bytes: int = 512 * 1024 * 1024,
+    ) -> None:
+        self.cache_bytes = cache_bytes
+        self.max_recipes = max_recipes
+        self.upload_bytes = upload_bytes
+        self._lock = threading.Lock()
+        self._recipes: OrderedDict[str, tuple[Recipe, str]] = OrderedDict()
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._cached = 0
+        self._uploads: OrderedDict[str, StoredFile] = OrderedDict()
+        self._uploaded = 0
+        self.renders = 0  # how many times a recipe ran (first render + re-renders)
+
+    # -- rendered files ---------------------------------------------------------
+    def add_rendered(self, name: str, recipe: Recipe, content_type: str, data: bytes | None = None) -> None:
+        """Register a re-renderable file; ``data`` (if already rendered) is cached."""
+        with self._lock:
+            self._recipes[name] = (recipe, content_type)
+            self._recipes.move_to_end(name)
+            while len(self._recipes) > self.max_recipes:
+                old, _ = self._recipes.popitem(last=False)
+                self._drop_cached(old)
+            if data is not None:
+                self._cache_put(name, data)
+
+    def _cache_put(self, name: str, data: bytes) -> None:
+        self._drop_cached(name)
+        if len(data) > self.cache_bytes:
+            return
+        self._cache[name] = data
+        self._cached += len(data)
+        while self._cached > self.cache_bytes:
+            _, old = self._cache.popitem(last=False)
+            self._cached -= len(old)
+
+    def _drop_cached(self, name: str) -> None:
+        old = self._cache.pop(name, None)
+        if old is not None:
+            self._cached -= len(old)
+
+    # -- uploads ----------------------------------------------------------------
+    def add_upload(self, name: str, data: bytes, content_type: str) -> None:
+        with self._lock:
+            old = self._uploads.pop(name, None)
+            if old is not None:
+                self._uploaded -= len(old.data)
+            self._uploads[name] = StoredFile(data, content_type)
+            self._uploaded += len(data)
+            while self._uploaded > self.upload_bytes and len(self._uploads) > 1:
+                _, dropped = self._uploads.popitem(last=False)
+                self._uploaded -= len(dropped.data)
+
+    # -- lookup -----------------------------------------------------------------
+    def __contains__(self, name: str) -> bool:
+        return name in self._uploads or name in self._recipes
+
+    def get(self, name: str) -> StoredFile | None:
+        """The file's bytes, rendering again if the cache dropped them."""
+        with self._lock:
+            upload = self._uploads.get(name)
+            if upload is not None:
+                return upload
+            entry = self._recipes.get(name)
+            if entry is None:
+                return None
+            recipe, content_type = entry
+            data = self._cache.get(name)
+            if data is not None:
+                self._cache.move_to_end(name)
+                return StoredFile(data, content_type)
+        data = recipe()  # outside the lock: rendering can take a while
+        with self._lock:
+            self.renders += 1
+            if name in self._recipes:
+                self._cache_put(name, data)
+        return StoredFile(data, content_type)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._recipes.clear()
+            self._cache.clear()
+            self._cached = 0
+            self._uploads.clear()
+            self._uploaded = 0
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "rendered_files": len(self._recipes),
+                "cached_files": len(self._cache),
+                "cached_bytes": self._cached,
+                "uploaded_files": len(self._uploads),
+                "uploaded_bytes": self._uploaded,
+                "renders": self.renders,
+            }

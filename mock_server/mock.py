@@ -1,0 +1,111 @@
+"""The running emulator's state in one object: settings, clock, queue, files, endpoints.
+
+The HTTP layer (``mock_server.app``), the CLI and the pytest plugin all drive a
+:class:`FalMock`; nothing here speaks HTTP.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Iterable
+
+from mock_server import fal_errors
+from mock_server.clock import Clock
+from mock_server.endpoints import build_endpoints
+from mock_server.endpoints.base import Answer, Endpoint, EndpointEnv, Parsed
+from mock_server.files import FileStore
+from mock_server.queue import COMPLETED, QueuedRequest, RequestQueue
+from mock_server.settings import Settings
+from mock_server.timing import TimingProfile
+
+
+class FalMock:
+    """Everything one mock server knows; safe to build without a running loop."""
+
+    def __init__(self, settings: Settings | None = None, endpoints: Iterable[Endpoint] | None = None) -> None:
+        self.settings = settings or Settings()
+        self.clock = Clock()
+        self.queue = RequestQueue(
+            self.clock,
+            TimingProfile.named(self.settings.profile, self.settings.speed),
+            workers=self.settings.workers,
+            max_requests=self.settings.max_requests,
+        )
+        self.files = FileStore()
+        self._endpoints: dict[str, Endpoint] = {}
+        self._apps: dict[str, Endpoint] = {}  # owner/alias (and full id) -> endpoint
+        for endpoint in endpoints if endpoints is not None else build_endpoints(self.settings.validation):
+            self.add_endpoint(endpoint)
+
+    # -- endpoints --------------------------------------------------------------------
+    def add_endpoint(self, endpoint: Endpoint) -> None:
+        self._endpoints[endpoint.endpoint_id] = endpoint
+        self._apps.setdefault(app_of(endpoint.endpoint_id), endpoint)
+        self._apps[endpoint.endpoint_id] = endpoint
+
+    @property
+    def endpoints(self) -> list[Endpoint]:
+        return list(self._endpoints.values())
+
+    def endpoint(self, endpoint_id: str) -> Endpoint | None:
+        """The endpoint for a full id as used on submit/run."""
+        return self._endpoints.get(endpoint_id)
+
+    def knows_app(self, app_path: str) -> bool:
+        """Whether ``owner/alias`` (or a full id) names an emulated app (status/result paths)."""
+        return app_path in self._apps
+
+    # -- results ----------------------------------------------------------------------
+    async def produce(self, endpoint: Endpoint, parsed: Parsed | Answer, request_id: str, env: EndpointEnv) -> Answer:
+        """The endpoint's answer for a request: the 422 it was given at parse, or its output."""
+        if isinstance(parsed, Answer):
+            return parsed
+        try:
+            return await endpoint.produce(parsed.params, request_id, env)
+        except Exception as exc:  # an endpoint bug must not become a traceback on the wire
+            return fal_errors.internal_error(f"{type(exc).__name__}: {exc}")
+
+    async def result(self, request: QueuedRequest, env: EndpointEnv) -> Answer:
+        """The result GET's answer for a COMPLETED request, produced once and kept."""
+        if request.answer is not None:
+            return request.answer
+        if request.cancelled:
+            request.answer = fal_errors.cancelled()
+            return request.answer
+        if request.producing is None:
+            request.producing = asyncio.ensure_future(self.produce(request.endpoint, request.parsed, request.request_id, env))
+        answer = await asyncio.shield(request.producing)
+        request.answer = answer
+        return answer
+
+    def reset(self) -> None:
+        """Forget every request and file; clock back to real time."""
+        self.queue.reset()
+        self.files.clear()
+        self.clock.reset()
+
+    def summary(self, request: QueuedRequest) -> dict:
+        """A request as the control API lists it."""
+        return {
+            "request_id": request.request_id,
+            "endpoint_id": request.endpoint.endpoint_id,
+            "status": request.status,
+            "valid": request.valid,
+            "submitted_at": request.submitted_at,
+            "started_at": request.started_at,
+            "finished_at": request.finished_at if request.status == COMPLETED else None,
+            "cancelled": request.cancelled,
+            "error_type": request.error_type,
+            "queue_position": self.queue.queue_position(request),
+        }
+
+
+def app_of(endpoint_id: str) -> str:
+    """``[namespace/]owner/alias`` of an endpoint id: what status/result/cancel URLs use.
+
+    Both clients strip the sub-path for those calls (fal_client ``AppId``,
+    fal-js ``parseEndpointId``; PROTOCOL.md §1.2).
+    """
+    parts = endpoint_id.split("/")
+    if parts[0] in ("workflows", "comfy"):
+        return "/".join(parts[:3])
+    return "/".join(parts[:2])

@@ -1,0 +1,294 @@
+"""The queue: stored requests and the one place where a request's status changes.
+
+Plain Python, no HTTP.  Time comes from a :class:`~mock_server.clock.Clock`; the
+state is advanced lazily (every read calls :meth:`RequestQueue.advance`), as a
+discrete-event simulation of ``workers`` emulated runners taking requests in
+FIFO order.  So ``queue_position`` is real when many requests are submitted at
+once, and a frozen clock freezes the whole queue.
+
+Status values are fal's: IN_QUEUE -> IN_PROGRESS -> COMPLETED.  fal never sends a
+FAILED status: failed and cancelled requests end COMPLETED too (PROTOCOL.md §3.4).
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from mock_server.clock import Clock
+from mock_server.endpoints.base import Answer, Endpoint, Parsed
+from mock_server.timing import TimingProfile
+
+IN_QUEUE = "IN_QUEUE"
+IN_PROGRESS = "IN_PROGRESS"
+COMPLETED = "COMPLETED"
+
+# Cancel outcomes, as fal documents them (fal.ai/docs/inference-api/queue/cancel;
+# docs.fal.ai/documentation/deployment/requests): 202 / 400 / 404.
+CANCELLATION_REQUESTED = "CANCELLATION_REQUESTED"
+ALREADY_COMPLETED = "ALREADY_COMPLETED"
+NOT_FOUND = "NOT_FOUND"
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    at: float
+    message: str
+    level: str = "INFO"
+
+    def as_json(self) -> dict[str, object]:
+        # fal's recorded stream capture: {"timestamp": "2024-12-20T15:37:17.120314" (UTC, no
+        # offset), "message", "labels": {}}; fal-js types/common.ts adds level and source.
+        stamp = datetime.fromtimestamp(self.at, timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds")
+        return {"timestamp": stamp, "message": self.message, "level": self.level, "source": "USER", "labels": {}}
+
+
+class QueuedRequest:
+    """One request submitted to the queue, from IN_QUEUE to COMPLETED."""
+
+    __slots__ = (
+        "request_id", "endpoint", "parsed", "submitted_at", "eligible_at", "duration",
+        "started_at", "finished_at", "status", "cancelled", "error", "error_type",
+        "answer", "producing", "notes", "webhook_url", "meta", "version", "_plan",
+        "status_cache",
+    )
+
+    def __init__(
+        self,
+        request_id: str,
+        endpoint: Endpoint,
+        parsed: Parsed | Answer,
+        submitted_at: float,
+        eligible_at: float,
+        duration: float,
+    ) -> None:
+        self.request_id = request_id
+        self.endpoint = endpoint
+        self.parsed = parsed
+        self.submitted_at = submitted_at
+        self.eligible_at = eligible_at
+        self.duration = duration
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self.status = IN_QUEUE
+        self.cancelled = False
+        #: Set on runner-level failures and cancellation; shown on COMPLETED status
+        #: (Python surfaces them as Completed.error / error_type).
+        self.error: str | None = None
+        self.error_type: str | None = None
+        #: The result answer once produced (cached: produced at most once).
+        self.answer: Answer | None = None
+        self.producing: Any = None  # an asyncio.Future while the answer is being produced
+        self.notes: list[str] = list(parsed.notes) if isinstance(parsed, Parsed) else []
+        self.webhook_url: str | None = None
+        self.meta: dict[str, Any] = {}
+        self.version = 0  # bumps at every status change
+        self._plan: list[LogLine] | None = None
+        self.status_cache: dict[Any, bytes] = {}
+
+    @property
+    def valid(self) -> bool:
+        return isinstance(self.parsed, Parsed)
+
+    def log_plan(self) -> list[LogLine]:
+        """Every log line this request will print, with the clock time it appears."""
+        if self._plan is None:
+            start = self.started_at if self.started_at is not None else self.submitted_at
+            messages = list(self.notes)
+            if isinstance(self.parsed, Parsed):
+                messages += self.endpoint.processing_notes(self.parsed.params)
+            lines: list[LogLine] = []
+            count = len(messages)
+            for i, message in enumerate(messages):
+                # spread the lines over the run time: the first at start, the last before the end
+                at = start + (self.duration * i / count if count else 0.0)
+                lines.append(LogLine(at, message))
+            if self.cancelled:
+                lines.append(LogLine(self.finished_at or start, "Request cancelled", "WARN"))
+            self._plan = lines
+        return self._plan
+
+    def logs_until(self, now: float) -> list[LogLine]:
+        if self.status == IN_QUEUE:
+            return []
+        return [line for line in self.log_plan() if line.at <= now]
+
+    @property
+    def inference_time(self) -> float | None:
+        if self.finished_at is None or self.started_at is None:
+            return None
+        return round(self.finished_at - self.started_at, 6)
+
+
+Listener = Callable[[QueuedRequest], None]
+
+
+class RequestQueue:
+    """Stores requests and moves them through IN_QUEUE -> IN_PROGRESS -> COMPLETED."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        timing: TimingProfile,
+        workers: int = 2,
+        max_requests: int = 10_000,
+    ) -> None:
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        self.clock = clock
+        self.timing = timing
+        self.workers = workers
+        self.max_requests = max_requests
+        self._requests: dict[str, QueuedRequest] = {}
+        self._pending: deque[QueuedRequest] = deque()
+        self._running: list[tuple[float, int, QueuedRequest]] = []
+        self._idle: list[float] = [float("-inf")] * workers  # when each idle worker became free
+        self._finished: deque[str] = deque()
+        self._seq = itertools.count()
+        self.forgotten = 0  # finished requests dropped to honour max_requests
+        self._listeners: list[Listener] = []
+
+    # -- observers ----------------------------------------------------------------
+    def on_change(self, listener: Listener) -> None:
+        """Call ``listener(request)`` after every status change (on the caller's thread)."""
+        self._listeners.append(listener)
+
+    def _changed(self, request: QueuedRequest) -> None:
+        request.version += 1
+        request.status_cache.clear()
+        for listener in self._listeners:
+            listener(request)
+
+    # -- submit / lookup ----------------------------------------------------------
+    def submit(self, endpoint: Endpoint, parsed: Parsed | Answer, request_id: str | None = None) -> QueuedRequest:
+        """Enqueue a request (valid or not: fal accepts bad input at submit, PROTOCOL.md §3.6)."""
+        now = self.clock.now()
+        self.advance(now)
+        request_id = request_id or str(uuid.uuid4())
+        # A request the schema rejected never reaches a model: it runs for no time.
+        duration = self.timing.duration(request_id) if isinstance(parsed, Parsed) else 0.0
+        request = QueuedRequest(request_id, endpoint, parsed, now, now + self.timing.queue_wait(), duration)
+        self._requests[request_id] = request
+        self._pending.append(request)
+        return request
+
+    def get(self, request_id: str) -> QueuedRequest | None:
+        """The request with that id (state brought up to the clock's now), or None."""
+        request = self._requests.get(request_id)
+        if request is not None and request.status != COMPLETED:
+            self.advance()
+        return request
+
+    def queue_position(self, request: QueuedRequest) -> int:
+        """How many requests are ahead of this one (0-based), for IN_QUEUE requests."""
+        if request.status != IN_QUEUE:
+            return 0
+        try:
+            return self._pending.index(request)
+        except ValueError:
+            return 0
+
+    def __len__(self) -> int:
+        return len(self._requests)
+
+    def __iter__(self):
+        return iter(list(self._requests.values()))
+
+    # -- the state machine ----------------------------------------------------------
+    def advance(self, now: float | None = None) -> None:
+        """Run the simulation up to ``now``: start and finish requests whose time has come."""
+        if now is None:
+            now = self.clock.now()
+        pending, running, idle = self._pending, self._running, self._idle
+        while pending or running:
+            t_start = max(pending[0].eligible_at, idle[0]) if pending and idle else float("inf")
+            t_finish = running[0][0] if running else float("inf")
+            if t_finish <= t_start:
+                if t_finish > now:
+                    break
+                _, _, request = heapq.heappop(running)
+                heapq.heappush(idle, t_finish)
+                self._finish(request, t_finish)
+            else:
+                if t_start > now:
+                    break
+                heapq.heappop(idle)
+                request = pending.popleft()
+                request.started_at = t_start
+                request.status = IN_PROGRESS
+                heapq.heappush(running, (t_start + request.duration, next(self._seq), request))
+                self._changed(request)
+
+    def _finish(self, request: QueuedRequest, at: float) -> None:
+        request.finished_at = at
+        request.status = COMPLETED
+        self._finished.append(request.request_id)
+        self._changed(request)
+        while len(self._requests) > self.max_requests and self._finished:
+            old = self._finished.popleft()
+            if self._requests.pop(old, None) is not None:
+                self.forgotten += 1
+
+    def next_event_time(self) -> float | None:
+        """When the next status change is due (None when nothing is waiting)."""
+        times = []
+        if self._pending and self._idle:
+            times.append(max(self._pending[0].eligible_at, self._idle[0]))
+        if self._running:
+            times.append(self._running[0][0])
+        return min(times) if times else None
+
+    def cancel(self, request_id: str) -> str:
+        """Cancel a request: CANCELLATION_REQUESTED, ALREADY_COMPLETED or NOT_FOUND.
+
+        A queued request is removed from the queue; a running one is stopped (fal
+        "sends a cancellation signal to the runner"; the mock's runner always obeys).
+        Either way it ends COMPLETED and its result answers fal's 499 (see fal_errors.cancelled).
+        """
+        now = self.clock.now()
+        self.advance(now)
+        request = self._requests.get(request_id)
+        if request is None:
+            return NOT_FOUND
+        if request.status == COMPLETED:
+            return ALREADY_COMPLETED
+        if request.status == IN_QUEUE:
+            self._pending.remove(request)
+            request.started_at = now
+        else:
+            self._running = [entry for entry in self._running if entry[2] is not request]
+            heapq.heapify(self._running)
+            heapq.heappush(self._idle, now)
+        request.cancelled = True
+        request._plan = None
+        self._finish(request, now)
+        return CANCELLATION_REQUESTED
+
+    def fail(self, request: QueuedRequest, error: str, error_type: str) -> None:
+        """Mark a request as failed at runner level (shown on its COMPLETED status)."""
+        request.error = error
+        request.error_type = error_type
+
+    def reset(self) -> None:
+        """Forget every request; workers become idle."""
+        self._requests.clear()
+        self._pending.clear()
+        self._running.clear()
+        self._idle = [float("-inf")] * self.workers
+        self._finished.clear()
+        self.forgotten = 0
+
+    def reconfigure(self, timing: TimingProfile | None = None, workers: int | None = None) -> None:
+        """Change the timing profile or the worker count (applies to new requests / idle workers)."""
+        if timing is not None:
+            self.timing = timing
+        if workers is not None and workers != self.workers:
+            if workers < 1:
+                raise ValueError("workers must be >= 1")
+            busy = len(self._running)
+            self.workers = workers
+            self._idle = [float("-inf")] * max(workers - busy, 0)

@@ -1,0 +1,59 @@
+"""One settings object for the whole server, filled from CLI flags (and a few env vars)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_PORT = 8484
+DEFAULT_KEY = "fal-mock:secret"
+QUEUE_PREFIX = "/queue"
+
+
+def default_state_dir() -> Path:
+    """Where the TLS CA (and, opt-in, persisted state) live: ``$FAL_MOCK_STATE_DIR``,
+    else ``$XDG_STATE_HOME/fal-mock``, else ``~/.local/state/fal-mock``."""
+    explicit = os.environ.get("FAL_MOCK_STATE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "fal-mock"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    tls: bool = False
+    profile: str = "default"
+    speed: float = 1.0
+    workers: int = 2  # fal's default concurrency limit for a new account is 2
+    auth: bool = True
+    keys: tuple[str, ...] = ()  # empty: any well-formed key is accepted
+    state_dir: Path = field(default_factory=default_state_dir)
+    allow_fetch: bool = False
+    fetch_timeout: float = 10.0
+    fetch_max_bytes: int = 10 * 1024 * 1024  # upstream Wan limit: "File size: no more than 10MB"
+    validation: str = "documented"
+    max_requests: int = 10_000  # finished requests kept; the oldest are forgotten first
+    max_body_bytes: int = 32 * 1024 * 1024
+    queue_prefix: str = QUEUE_PREFIX
+
+    def with_(self, **changes: object) -> "Settings":
+        return replace(self, **changes)
+
+    @property
+    def client_key(self) -> str:
+        """A key this server accepts, for the printed ``export FAL_KEY=`` line."""
+        return self.keys[0] if self.keys else DEFAULT_KEY
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if host in ("0.0.0.0", "[::]"):
+            host = "127.0.0.1"
+        return f"{self.scheme}://{host}:{self.port}"
