@@ -56,8 +56,7 @@ def banner_lines(settings: Settings, tls_files=None) -> list[str]:
     """The export lines, then the proxy and health URLs (CLI.md)."""
     from mock_server.shell_env import export_lines
 
-    host = settings.base_url.split("://", 1)[1].rsplit(":", 1)[0]
-    lines = export_lines(host, settings.port, key=settings.client_key, tls=tls_files, queue_prefix=settings.queue_prefix)
+    lines = export_lines(settings.host, settings.port, key=settings.client_key, tls=tls_files, queue_prefix=settings.queue_prefix)
     lines.append(f"# JS client (Node): fal.config({{ proxyUrl: {{ url: \"{settings.base_url}/api/fal/proxy\", when: \"always\" }} }})")
     lines.append(f"# health: {settings.base_url}/_mock/health")
     return lines

@@ -15,9 +15,12 @@ def default_state_dir() -> Path:
     else ``$XDG_STATE_HOME/fal-mock``, else ``~/.local/state/fal-mock``."""
     explicit = os.environ.get("FAL_MOCK_STATE_DIR")
     if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "fal-mock"
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_STATE_HOME")
+    # The XDG spec says relative values are invalid and must be ignored.
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "fal-mock"
+    return Path.home() / ".local" / "state" / "fal-mock"
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ class Settings:
 
     @property
     def base_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        if host in ("0.0.0.0", "[::]"):
-            host = "127.0.0.1"
-        return f"{self.scheme}://{host}:{self.port}"
+        """The URL a client on this machine dials (wildcard binds become loopback)."""
+        from mock_server.shell_env import client_host
+
+        return f"{self.scheme}://{client_host(self.host, self.port)}"

@@ -1,0 +1,163 @@
+"""The queue state machine on a frozen clock: no server, no sleeping."""
+from __future__ import annotations
+
+import pytest
+
+from echo_endpoint import EchoEndpoint
+from mock_server.clock import Clock
+from mock_server.endpoints.base import Parsed
+from mock_server.queue import (
+    ALREADY_COMPLETED,
+    CANCELLATION_REQUESTED,
+    COMPLETED,
+    IN_PROGRESS,
+    IN_QUEUE,
+    NOT_FOUND,
+    RequestQueue,
+)
+from mock_server.timing import TimingProfile
+
+ENDPOINT = EchoEndpoint()
+FIXED_10S = TimingProfile("fixed", queue_delay=0.0, min_duration=10.0, max_duration=10.0)
+
+
+def make_queue(timing: TimingProfile = FIXED_10S, workers: int = 1, **kw) -> tuple[RequestQueue, Clock]:
+    clock = Clock()
+    clock.freeze(1_000_000.0)
+    return RequestQueue(clock, timing, workers=workers, **kw), clock
+
+
+def submit(queue: RequestQueue):
+    return queue.submit(ENDPOINT, Parsed({"x": 1}))
+
+
+def test_instant_profile_completes_on_first_read():
+    queue, _ = make_queue(TimingProfile.named("instant"))
+    request = submit(queue)
+    assert request.status == IN_QUEUE
+    assert queue.get(request.request_id).status == COMPLETED
+    assert request.inference_time == 0.0
+
+
+def test_queue_position_counts_down_as_workers_free_up():
+    queue, clock = make_queue(workers=1)
+    a, b, c = submit(queue), submit(queue), submit(queue)
+    queue.advance()
+    assert (a.status, b.status, c.status) == (IN_PROGRESS, IN_QUEUE, IN_QUEUE)
+    assert [queue.queue_position(r) for r in (b, c)] == [0, 1]
+    clock.advance(10)
+    queue.advance()
+    assert (a.status, b.status, c.status) == (COMPLETED, IN_PROGRESS, IN_QUEUE)
+    assert queue.queue_position(c) == 0
+    clock.advance(20)
+    queue.advance()
+    assert c.status == COMPLETED
+    # each started when the previous one freed the worker, exactly
+    assert (b.started_at - a.started_at, c.started_at - b.started_at) == (10.0, 10.0)
+
+
+def test_two_workers_run_two_requests_at_once():
+    queue, clock = make_queue(workers=2)
+    a, b, c = submit(queue), submit(queue), submit(queue)
+    queue.advance()
+    assert (a.status, b.status, c.status) == (IN_PROGRESS, IN_PROGRESS, IN_QUEUE)
+    assert queue.queue_position(c) == 0
+
+
+def test_a_big_clock_jump_replays_every_transition_in_order():
+    queue, clock = make_queue(workers=1)
+    requests = [submit(queue) for _ in range(5)]
+    clock.advance(1000)
+    queue.advance()
+    assert all(r.status == COMPLETED for r in requests)
+    assert [r.finished_at - 1_000_000.0 for r in requests] == [10.0, 20.0, 30.0, 40.0, 50.0]
+
+
+def test_queue_delay_keeps_a_request_queued_even_with_a_free_worker():
+    queue, clock = make_queue(TimingProfile("d", 2.0, 1.0, 1.0), workers=4)
+    request = submit(queue)
+    clock.advance(1.9)
+    assert queue.get(request.request_id).status == IN_QUEUE
+    clock.advance(0.1)
+    assert queue.get(request.request_id).status == IN_PROGRESS
+
+
+def test_cancel_of_a_queued_request_removes_it_and_moves_the_rest_up():
+    queue, clock = make_queue(workers=1)
+    a, b, c = submit(queue), submit(queue), submit(queue)
+    assert queue.cancel(b.request_id) == CANCELLATION_REQUESTED
+    assert b.status == COMPLETED and b.cancelled
+    assert queue.queue_position(c) == 0
+    clock.advance(10)
+    queue.advance()
+    assert c.status == IN_PROGRESS
+
+
+def test_cancel_of_a_running_request_frees_its_worker():
+    queue, clock = make_queue(workers=1)
+    a, b = submit(queue), submit(queue)
+    queue.advance()
+    clock.advance(3)
+    assert queue.cancel(a.request_id) == CANCELLATION_REQUESTED
+    queue.advance()
+    assert a.status == COMPLETED and a.inference_time == 3.0
+    assert b.status == IN_PROGRESS and b.started_at == a.finished_at
+
+
+def test_cancel_of_completed_request_is_refused_and_unknown_is_not_found():
+    queue, clock = make_queue(TimingProfile.named("instant"))
+    request = submit(queue)
+    queue.advance()
+    assert queue.cancel(request.request_id) == ALREADY_COMPLETED
+    assert queue.cancel("no-such-id") == NOT_FOUND
+
+
+def test_logs_appear_over_the_run_time():
+    queue, clock = make_queue(workers=1)
+    request = queue.submit(ENDPOINT, Parsed({"note": "hi"}, ["note: hi"]))
+    queue.advance()
+    start = clock.now()
+    assert [line.message for line in request.logs_until(start)] == ["note: hi"]
+    # four lines spread evenly over the 10 s run: at 0, 2.5, 5 and 7.5 s
+    clock.advance(2.5)
+    assert [line.message for line in request.logs_until(clock.now())] == ["note: hi", "step 1"]
+    clock.advance(7.5)
+    queue.advance()
+    assert [line.message for line in request.logs_until(clock.now())] == ["note: hi", "step 1", "step 2", "step 3"]
+
+
+def test_rejected_input_is_queued_and_completes_without_running_time():
+    queue, clock = make_queue(workers=1)
+    rejected = queue.submit(ENDPOINT, ENDPOINT.parse(b'{"bad": 1}'))
+    queue.advance()
+    assert rejected.status == COMPLETED and rejected.inference_time == 0.0
+    assert not rejected.valid
+
+
+def test_finished_requests_beyond_the_cap_are_forgotten_oldest_first():
+    queue, _ = make_queue(TimingProfile.named("instant"), max_requests=3)
+    ids = [submit(queue).request_id for _ in range(5)]
+    queue.advance()
+    submit(queue)
+    assert queue.get(ids[0]) is None and queue.get(ids[1]) is None
+    assert queue.get(ids[4]) is not None
+    assert queue.forgotten >= 2 and len(queue) <= 4
+
+
+def test_next_event_time_names_the_next_transition():
+    queue, clock = make_queue(workers=1)
+    assert queue.next_event_time() is None
+    submit(queue)
+    assert queue.next_event_time() == clock.now()
+    queue.advance()
+    assert queue.next_event_time() == clock.now() + 10
+
+
+def test_timing_durations_are_fixed_per_request_id_and_scaled_by_speed():
+    realistic = TimingProfile.named("realistic")
+    assert realistic.duration("abc") == realistic.duration("abc")
+    assert 60 <= realistic.duration("abc") <= 120
+    fast = TimingProfile.named("realistic", speed=10)
+    assert fast.duration("abc") == pytest.approx(realistic.duration("abc") / 10)
+    with pytest.raises(ValueError):
+        TimingProfile.named("nope")
