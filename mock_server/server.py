@@ -1,6 +1,10 @@
 """Running the ASGI app on uvicorn (uvloop + httptools, no access log: the hot path is cheap)."""
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+
 from mock_server.app import FalMockApp
 from mock_server.mock import FalMock
 from mock_server.settings import Settings
@@ -27,8 +31,28 @@ def uvicorn_config(app: FalMockApp, settings: Settings, tls_files=None, **overri
 
 
 def serve(settings: Settings, tls_files=None) -> None:
-    """Serve until SIGINT/SIGTERM; uvicorn handles both and returns cleanly."""
+    """Serve until SIGINT/SIGTERM, then return normally (exit status 0, CLI.md)."""
+    app = FalMockApp(FalMock(settings))
+    _server_class()(uvicorn_config(app, settings, tls_files)).run()
+
+
+def _server_class():
     import uvicorn
 
-    app = FalMockApp(FalMock(settings))
-    uvicorn.Server(uvicorn_config(app, settings, tls_files)).run()
+    class CleanExitServer(uvicorn.Server):
+        """uvicorn re-raises a caught SIGTERM/SIGINT after shutdown, so the process dies of
+        the signal (status -15/130).  fal-mock's contract is a clean exit with status 0."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return CleanExitServer
