@@ -1,0 +1,168 @@
+"""``fal-ai/wan-25-preview/image-to-image``: Wan 2.5 image editing, emulated.
+
+``parse`` validates like a fal (FastAPI + pydantic v2) app with the chosen profile's
+model; ``produce`` reads up to two input images, renders one placeholder PNG per
+requested image and answers fal's output body.  Facts cite WAN25.md sections.
+
+Rules the sources leave open, chosen here (WAN25.md §7):
+
+- seeds: with ``seed`` given, image *i* gets ``seed + i``; without, a random base in
+  ``[0, 2**31 - 1]`` (the upstream seed range, WAN25.md §4) is drawn at parse time so log
+  lines and output agree, then the same ``+ i`` rule.  Unverified.
+- output size: the preset table or the custom object as given (WAN25.md §2); no upstream
+  rescaling into 768²..1280².
+- published profile: a prompt over 2000 / negative prompt over 500 characters is cut to
+  that length (upstream DashScope truncates, WAN25.md §3.1), with a log note; an empty
+  ``image_urls`` fails at produce time with a ``FieldException``-style 422 (WAN25.md §6 rule 4).
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import json
+import random
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter
+
+from mock_server.endpoints._wan25_models import (
+    NEGATIVE_PROMPT_MAX_CHARS,
+    PROFILES,
+    PROMPT_MAX_CHARS,
+    Profile,
+    Wan25Input,
+    build_models,
+)
+from mock_server.endpoints._wan25_openapi import ENDPOINT_ID, build_openapi
+from mock_server.endpoints.base import Answer, Endpoint, EndpointEnv, Parsed
+from mock_server.inputs import MAX_INPUTS_READ, InputLimits, read_inputs
+from mock_server.rendering import render_placeholder
+from mock_server.validation import field_error_answer, parse_json_body
+
+__all__ = ["Wan25ImageToImage", "output_file_name"]
+
+#: Upstream seed range (ComfyUI ``nodes_wan.py``, WAN25.md §4).
+SEED_MAX = 2**31 - 1
+_EMPTY_IMAGE_URLS_MSG = "At least one image URL is required."
+
+
+def output_file_name(request_id: str, index: int) -> str:
+    """``<32 lowercase hex>.png``, stable for (request_id, index).
+
+    Same shape as the fal SDK's ``uuid4().hex + ".png"`` (WAN25.md §4), but derived
+    from the request so a re-render serves the same name and bytes.
+    """
+    digest = hashlib.sha256(f"{request_id}/{index}".encode()).hexdigest()
+    return digest[:32] + ".png"
+
+
+def _dumps(content: Any) -> bytes:
+    try:
+        return orjson.dumps(content)
+    except TypeError:  # orjson refuses integers beyond 64 bits (an unbounded seed)
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class Wan25ImageToImage(Endpoint):
+    """The Wan 2.5 image-to-image endpoint.
+
+    ``profile`` picks the validation model: ``"documented"`` (default; the limits the docs
+    state are schema errors) or ``"published"`` (the published schema; over-long prompts
+    are truncated instead).  The OpenAPI document is the published one either way.
+    """
+
+    endpoint_id = ENDPOINT_ID
+
+    def __init__(self, profile: str = "documented") -> None:
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
+        self.profile: Profile = profile  # type: ignore[assignment]
+        model, _ = build_models(self.profile)
+        self.input_model = model
+        self._adapter: TypeAdapter[Wan25Input] = TypeAdapter(model)
+        self._limits = InputLimits()
+
+    # -- parse ------------------------------------------------------------------------
+
+    def parse(self, body: bytes) -> Parsed | Answer:
+        """Validate ``body``; the accepted params are the input *as used* (see module doc)."""
+        result = parse_json_body(body, self._adapter)
+        if isinstance(result, Answer):
+            return result
+        try:
+            return self._accept(result)
+        except Exception:  # never raise from parse (base.Endpoint contract)
+            return Answer(500, b'{"detail":"Internal Server Error"}')
+
+    def _accept(self, params: Wan25Input) -> Parsed:
+        notes: list[str] = []
+        update: dict[str, Any] = {}
+        if self.profile == "published":
+            if len(params.prompt) > PROMPT_MAX_CHARS:
+                update["prompt"] = params.prompt[:PROMPT_MAX_CHARS]
+                notes.append(f"prompt has {len(params.prompt)} characters; truncated to the first {PROMPT_MAX_CHARS}")
+            negative = params.negative_prompt
+            if negative is not None and len(negative) > NEGATIVE_PROMPT_MAX_CHARS:
+                update["negative_prompt"] = negative[:NEGATIVE_PROMPT_MAX_CHARS]
+                notes.append(f"negative_prompt has {len(negative)} characters; truncated to the first {NEGATIVE_PROMPT_MAX_CHARS}")
+        if params.seed is None:
+            update["seed"] = random.randint(0, SEED_MAX)
+        count = len(params.image_urls)
+        if count > MAX_INPUTS_READ:
+            notes.append(f"Using the first {MAX_INPUTS_READ} of {count} image_urls; the rest are ignored")
+        if update:
+            params = params.model_copy(update=update)
+        return Parsed(params, notes)
+
+    def processing_notes(self, params: Any) -> list[str]:
+        """Log lines for IN_PROGRESS: input preparation, then one line per image."""
+        width, height = params.size()
+        inputs = min(len(params.image_urls), MAX_INPUTS_READ)
+        lines = [f"Preparing {inputs} input image{'s' if inputs != 1 else ''}"]
+        for i in range(params.num_images):
+            lines.append(f"Generating image {i + 1}/{params.num_images} ({width}x{height}, seed {params.seed + i})")
+        lines.append("Uploading results")
+        return lines
+
+    # -- produce ----------------------------------------------------------------------
+
+    async def produce(self, params: Any, request_id: str, env: EndpointEnv) -> Answer:
+        """Read inputs, render ``num_images`` placeholders, register them, answer the output."""
+        if not params.image_urls:  # only reachable in the published profile
+            return field_error_answer("image_urls", _EMPTY_IMAGE_URLS_MSG)
+        previews = await read_inputs(params.image_urls, env, self._limits)
+        if isinstance(previews, Answer):
+            return previews
+        if len(params.image_urls) > MAX_INPUTS_READ:
+            env.log(f"Using the first {MAX_INPUTS_READ} of {len(params.image_urls)} image_urls; the rest are ignored")
+        width, height = params.size()
+        count = params.num_images
+        seeds = [params.seed + i for i in range(count)]
+        images = []
+        for index, seed in enumerate(seeds):
+            name = output_file_name(request_id, index)
+            recipe = functools.partial(
+                render_placeholder,
+                seed=seed, index=index, count=count, width=width, height=height,
+                prompt=params.prompt, inputs=tuple(previews),
+            )
+            data = await asyncio.to_thread(recipe)  # one image at a time: bounded memory
+            env.files.add_rendered(name, recipe, "image/png", data)
+            images.append({
+                "url": env.file_url(name),
+                "content_type": "image/png",
+                "file_name": name,
+                "file_size": len(data),
+                "width": width,
+                "height": height,
+            })
+        return Answer(200, _dumps({"images": images, "seeds": seeds, "actual_prompt": params.prompt}))
+
+    # -- schema -------------------------------------------------------------------------
+
+    def openapi(self) -> dict[str, Any]:
+        """fal's queue OpenAPI document for this endpoint (published schema)."""
+        return build_openapi()
+

@@ -1,0 +1,214 @@
+"""Reading ``image_urls`` entries into previews, or into fal's typed 422 errors.
+
+Sources, in the order they are tried:
+
+1. ``data:`` URIs, base64 or percent-encoded (fal-js and fal_client send small files this way);
+2. URLs of this mock's own files (uploads and earlier outputs), read from the FileStore;
+3. remote ``http(s)`` URLs: fetched only when ``env.allow_fetch`` is set, otherwise drawn
+   as a labelled tile (the mock never reaches out to the internet unless asked to).
+
+Failures use fal's documented model-error types (WAN25.md §3.2), at
+``loc ["body","image_urls",<index>]``.  The size limits are Wan's upstream input limits
+(WAN25.md §5: 384..5000 px per side, 10 MB per file), applied in both profiles: the
+published schema does not state them, but the upstream model rejects such inputs, so a
+typed error is the likeliest thing fal returns.
+
+Error ``input`` echoes the URL; one longer than :data:`ECHO_MAX_CHARS` (typically a
+``data:`` URI) is cut to its first :data:`ECHO_KEEP_CHARS` characters plus
+``"...(<n> chars)"`` so an error body never carries megabytes of base64.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes, urljoin, urlsplit
+
+import httpx
+from PIL import Image, UnidentifiedImageError
+
+from mock_server.endpoints.base import Answer, EndpointEnv
+from mock_server.rendering import InputPreview
+from mock_server.validation import model_error_answer
+
+__all__ = [
+    "ECHO_KEEP_CHARS",
+    "ECHO_MAX_CHARS",
+    "InputLimits",
+    "InputError",
+    "MAX_INPUTS_READ",
+    "read_inputs",
+]
+
+#: Wan reads at most two input images ("only the first 2 will be used", WAN25.md §1.1).
+MAX_INPUTS_READ = 2
+ECHO_MAX_CHARS = 512
+ECHO_KEEP_CHARS = 128
+#: Decoders allowed; the upstream accepts JPEG/PNG/BMP/WEBP (WAN25.md §5).
+ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP")
+_MAX_REDIRECTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class InputLimits:
+    """Per-side pixel bounds for input images (WAN25.md §5, upstream DashScope)."""
+
+    min_side: int = 384
+    max_side: int = 5000
+
+
+class InputError(Exception):
+    """An input could not be used; ``answer`` is the fal 422 to send."""
+
+    def __init__(self, answer: Answer) -> None:
+        super().__init__(answer.body.decode("utf-8", "replace"))
+        self.answer = answer
+
+
+def _echo(url: str) -> str:
+    if len(url) <= ECHO_MAX_CHARS:
+        return url
+    return f"{url[:ECHO_KEEP_CHARS]}...({len(url)} chars)"
+
+
+def _fail(kind: str, msg: str, index: int, url: str, ctx: dict[str, int] | None = None) -> InputError:
+    return InputError(model_error_answer(kind, msg, ["body", "image_urls", index], ctx=ctx, input=_echo(url)))
+
+
+def _download_error(index: int, url: str) -> InputError:
+    return _fail("file_download_error", "File download error", index, url)
+
+
+def _too_large_file(index: int, url: str, max_size: int) -> InputError:
+    return _fail("file_too_large", "File too large", index, url, {"max_size": max_size})
+
+
+# -- getting the bytes ------------------------------------------------------------------
+
+
+def _data_uri_bytes(url: str, index: int, max_bytes: int) -> bytes:
+    """Decode ``data:[<type>][;base64],<data>``; malformed ones are a download error."""
+    header, sep, payload = url[5:].partition(",")
+    if not sep:
+        raise _download_error(index, url)
+    is_base64 = header.lower().endswith(";base64")
+    # Refuse before decoding: base64 shrinks by 3/4, percent-encoding by at most 3x.
+    estimate = len(payload) * 3 // 4 if is_base64 else len(payload) // 3
+    if estimate > max_bytes:
+        raise _too_large_file(index, url, max_bytes)
+    try:
+        if is_base64:
+            compact = "".join(payload.split())
+            compact += "=" * (-len(compact) % 4)
+            altchars = b"-_" if ("-" in compact or "_" in compact) else None
+            data = base64.b64decode(compact, altchars=altchars, validate=True)
+        else:
+            data = unquote_to_bytes(payload)
+    except (binascii.Error, ValueError):
+        raise _download_error(index, url) from None
+    if len(data) > max_bytes:
+        raise _too_large_file(index, url, max_bytes)
+    return data
+
+
+async def _fetch(url: str, index: int, env: EndpointEnv) -> bytes:
+    """GET an http(s) URL with a timeout and a streamed size cap; redirects only to http(s)."""
+    max_bytes = env.fetch_max_bytes
+    try:
+        async with httpx.AsyncClient(timeout=env.fetch_timeout, follow_redirects=False) as client:
+            target = url
+            for _ in range(_MAX_REDIRECTS + 1):
+                async with client.stream("GET", target) as response:
+                    if response.is_redirect:
+                        location = response.headers.get("location", "")
+                        target = urljoin(target, location)
+                        if urlsplit(target).scheme.lower() not in ("http", "https"):
+                            raise _download_error(index, url)
+                        continue
+                    if not response.is_success:
+                        raise _download_error(index, url)
+                    declared = response.headers.get("content-length")
+                    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+                        raise _too_large_file(index, url, max_bytes)
+                    data = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        data += chunk
+                        if len(data) > max_bytes:
+                            raise _too_large_file(index, url, max_bytes)
+                    return bytes(data)
+            raise _download_error(index, url)  # too many redirects
+    except InputError:
+        raise
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError):
+        raise _download_error(index, url) from None
+
+
+# -- decoding ---------------------------------------------------------------------------
+
+
+def _decode(data: bytes, index: int, url: str, limits: InputLimits, caption_prefix: str) -> InputPreview:
+    """Open, check format and size (before decoding pixels), then build a thumbnail.
+
+    Checking the header's dimensions before ``load()`` is the decompression-bomb guard:
+    nothing larger than ``max_side`` squared is ever decoded.
+    """
+    try:
+        image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+    except Image.DecompressionBombError:
+        raise _fail("image_too_large", "Image too large", index, url, {"max_height": limits.max_side, "max_width": limits.max_side}) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise _fail("image_load_error", "Image load error", index, url) from None
+    with image:
+        width, height = image.size
+        if width > limits.max_side or height > limits.max_side:
+            raise _fail("image_too_large", "Image too large", index, url, {"max_height": limits.max_side, "max_width": limits.max_side})
+        if width < limits.min_side or height < limits.min_side:
+            raise _fail("image_too_small", "Image too small", index, url, {"min_height": limits.min_side, "min_width": limits.min_side})
+        try:
+            image.draft("RGB", (256, 256))  # JPEG: decode at reduced scale, much faster
+            return InputPreview.from_image(image, f"{caption_prefix} {width}x{height} {image.format}")
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            raise _fail("image_load_error", "Image load error", index, url) from None
+
+
+async def _read_one(url: str, index: int, env: EndpointEnv, limits: InputLimits) -> InputPreview:
+    caption = f"input {index + 1}:"
+    if url[:5].lower() == "data:":
+        data = _data_uri_bytes(url, index, env.fetch_max_bytes)
+        return await asyncio.to_thread(_decode, data, index, url, limits, caption)
+    own = env.own_file_name(url)
+    if own is not None:
+        stored = await asyncio.to_thread(env.files.get, own)  # may re-render: off the loop
+        if stored is None:
+            raise _download_error(index, url)
+        if len(stored.data) > env.fetch_max_bytes:
+            raise _too_large_file(index, url, env.fetch_max_bytes)
+        return await asyncio.to_thread(_decode, stored.data, index, url, limits, caption)
+    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    if scheme not in ("http", "https"):
+        raise _download_error(index, url)
+    if not env.allow_fetch:
+        env.log(f"image_urls[{index}] is a remote URL; not fetched (fetching is off), drawn as a labelled tile")
+        return InputPreview.not_fetched(url)
+    data = await _fetch(url, index, env)
+    return await asyncio.to_thread(_decode, data, index, url, limits, caption)
+
+
+async def read_inputs(
+    urls: Sequence[str], env: EndpointEnv, limits: InputLimits = InputLimits()
+) -> list[InputPreview] | Answer:
+    """Previews of the first two ``urls`` in order, or the typed 422 of the first bad one.
+
+    Entries beyond :data:`MAX_INPUTS_READ` are never looked at.  Never raises for bad
+    input: every failure is an :class:`Answer`.
+    """
+    previews: list[InputPreview] = []
+    for index, url in enumerate(urls[:MAX_INPUTS_READ]):
+        try:
+            previews.append(await _read_one(url, index, env, limits))
+        except InputError as exc:
+            return exc.answer
+    return previews
