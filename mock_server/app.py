@@ -22,11 +22,14 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from mock_server import fal_errors
+from typing import Any, Awaitable, Callable
+
+from mock_server import fal_errors, storage, webhooks
 from mock_server._asgi import BodyTooLarge, HttpRequest, Receive, Scope, Send, send_bytes
 from mock_server.clock import ClockWaiter
 from mock_server.endpoints.base import Answer, EndpointEnv, Parsed
 from mock_server.mock import FalMock, app_of
+from mock_server.paths import CDN_PREFIX, FILES_PREFIX, PROXY_PATH, REST_PREFIX
 from mock_server.queue import (
     ALREADY_COMPLETED,
     CANCELLATION_REQUESTED,
@@ -38,8 +41,8 @@ from mock_server.queue import (
 
 log = logging.getLogger("fal_mock")
 
-FILES_PREFIX = "/_mock/files/"
-PROXY_PATH = "/api/fal/proxy"
+MountHandler = Callable[[HttpRequest, Send], Awaitable[None]]
+
 _TRUE = frozenset(("1", "true", "True", "yes"))
 _LOOPBACK = frozenset(("127.0.0.1", "localhost", "::1", "[::1]"))
 _CANCEL_STATUS = {CANCELLATION_REQUESTED: 202, ALREADY_COMPLETED: 400}
@@ -48,6 +51,7 @@ _SSE_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 # Which mock route a proxied ``x-fal-target-url`` host maps to (fal-js libs/proxy).
 _QUEUE_HOSTS = frozenset(("queue.fal.run",))
 _RUN_HOSTS = frozenset(("fal.run",))
+_REST_HOSTS = frozenset(("rest.fal.ai", "rest.alpha.fal.ai"))
 
 
 def _answer_headers(answer: Answer, request_id: str | None = None) -> list[tuple[bytes, bytes]]:
@@ -65,8 +69,22 @@ class FalMockApp:
         self.settings = mock.settings
         self._prefix = mock.settings.queue_prefix.rstrip("/")
         self._waiter: ClockWaiter | None = None
-        self.ready = asyncio.Event() if False else None  # set by lifespan (see _lifespan)
+        self._mounts: list[tuple[str, MountHandler]] = []
+        self._startup: list[Callable[[], Any]] = []
         mock.queue.on_change(self._on_change)
+        # Feature modules add their routes under /_mock/ and their start-up work here.
+        storage.install(self)
+        webhooks.install(self)
+
+    def mount(self, prefix: str, handler: "MountHandler") -> None:
+        """Serve every ``/_mock/...`` path starting with ``prefix`` by ``handler(request, send)``."""
+        if not prefix.startswith("/_mock/"):
+            raise ValueError("the mock's own routes live under /_mock/ (spec/CLI.md)")
+        self._mounts.append((prefix, handler))
+
+    def on_startup(self, hook: Callable[[], Any]) -> None:
+        """Run ``hook()`` on the server's loop once it starts (before the first request)."""
+        self._startup.append(hook)
 
     # -- ASGI entry --------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -83,6 +101,10 @@ class FalMockApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self._ensure_waiter()
+                for hook in self._startup:
+                    result = hook()
+                    if asyncio.iscoroutine(result):
+                        await result
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
@@ -153,8 +175,11 @@ class FalMockApp:
             await self._fal(request, send, "queue", path, direct_queue, proxied=True)
         elif host in _RUN_HOSTS:
             await self._fal(request, send, "run", path, direct_queue, proxied=True)
-        elif host.endswith(".fal.media") and path.startswith("/files/"):
-            request.path = FILES_PREFIX + path[len("/files/"):]
+        elif host in _REST_HOSTS:
+            request.path = REST_PREFIX + path.lstrip("/")
+            await self._mock_route(request, send)
+        elif host.endswith(".fal.media"):
+            request.path = CDN_PREFIX + path.lstrip("/")
             await self._mock_route(request, send)
         else:
             # fal-js libs/proxy refuses targets outside fal's domains with 412.
@@ -244,6 +269,7 @@ class FalMockApp:
         webhook = request.query.get("fal_webhook") if request.raw_query else None
         if webhook:
             queued.webhook_url = webhook
+        queued.meta["origin"] = (request.scheme, request.host)
         rid = queued.request_id
         base = f"{queue_base}/{app_of(endpoint.endpoint_id)}/requests/{rid}"
         payload = orjson.dumps({
@@ -400,7 +426,11 @@ class FalMockApp:
 
     # -- environment for producing results ---------------------------------------------
     def _env(self, request: HttpRequest) -> EndpointEnv:
-        files_base = f"{request.scheme}://{request.host}{FILES_PREFIX}"
+        return self.env_for(request.scheme, request.host)
+
+    def env_for(self, scheme: str, host: str) -> EndpointEnv:
+        """What an endpoint needs to produce a result for a caller who reached us as ``scheme://host``."""
+        files_base = f"{scheme}://{host}{FILES_PREFIX}"
         port = self.settings.port
 
         def own_file_name(url: str) -> str | None:
@@ -409,7 +439,7 @@ class FalMockApp:
                 return None
             if (parts.hostname or "") not in _LOOPBACK and parts.hostname != self.settings.host:
                 return None
-            if parts.port not in (port, None) and f"{parts.hostname}:{parts.port}" != request.host:
+            if parts.port not in (port, None) and parts.netloc != host:
                 return None
             return parts.path[len(FILES_PREFIX):]
 
@@ -461,7 +491,20 @@ class FalMockApp:
         elif path == "/_mock/openapi.json" and method == "GET":
             await self._openapi(request, send)
         else:
+            for prefix, handler in self._mounts:
+                if path.startswith(prefix):
+                    await handler(request, send)
+                    return
             await self._send_answer(send, fal_errors.path_not_found(path))
+
+    async def send_answer(self, send: Send, answer: Answer, request_id: str | None = None) -> None:
+        """Send an :class:`Answer` (for mounted handlers)."""
+        await self._send_answer(send, answer, request_id)
+
+    @property
+    def waiter(self) -> ClockWaiter:
+        """Sleeps on the mock's clock (created on the running loop at first use)."""
+        return self._ensure_waiter()
 
     async def _openapi(self, request: HttpRequest, send: Send) -> None:
         wanted = request.query.get("endpoint_id")
