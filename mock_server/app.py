@@ -72,6 +72,7 @@ class FalMockApp:
         self._mounts: list[tuple[str, MountHandler]] = []
         self._startup: list[Callable[[], Any]] = []
         mock.queue.on_change(self._on_change)
+        self._closing = False
         # Feature modules add their routes under /_mock/ and their start-up work here.
         storage.install(self)
         webhooks.install(self)
@@ -109,6 +110,13 @@ class FalMockApp:
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def begin_shutdown(self) -> None:
+        """The server is stopping (SIGTERM/SIGINT): end open status streams now, so that
+        uvicorn's graceful shutdown need not cancel them.  Safe from a signal handler."""
+        self._closing = True
+        if self._waiter is not None:
+            self._waiter._poke()
 
     def _ensure_waiter(self) -> ClockWaiter:
         if self._waiter is None:
@@ -380,7 +388,7 @@ class FalMockApp:
         clock, queue = self.mock.clock, self.mock.queue
         sent_version, sent_logs, sent_position = -1, 0, None
         try:
-            while not disconnected.is_set():
+            while not disconnected.is_set() and not self._closing:
                 now = clock.now()
                 queue.advance(now)
                 lines = queued.logs_until(now)

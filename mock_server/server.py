@@ -33,15 +33,20 @@ def uvicorn_config(app: FalMockApp, settings: Settings, tls_files=None, **overri
 def serve(settings: Settings, tls_files=None) -> None:
     """Serve until SIGINT/SIGTERM, then return normally (exit status 0, CLI.md)."""
     app = FalMockApp(FalMock(settings))
-    _server_class()(uvicorn_config(app, settings, tls_files)).run()
+    _server_class(app)(uvicorn_config(app, settings, tls_files)).run()
 
 
-def _server_class():
+def _server_class(app: FalMockApp | None = None):
     import uvicorn
 
     class CleanExitServer(uvicorn.Server):
         """uvicorn re-raises a caught SIGTERM/SIGINT after shutdown, so the process dies of
         the signal (status -15/130).  fal-mock's contract is a clean exit with status 0."""
+
+        def handle_exit(self, sig, frame):
+            super().handle_exit(sig, frame)
+            if app is not None:
+                app.begin_shutdown()
 
         @contextlib.contextmanager
         def capture_signals(self):
