@@ -25,7 +25,8 @@ class BodyTooLarge(Exception):
 class HttpRequest:
     """What a handler needs of an HTTP request; the body is read on demand."""
 
-    __slots__ = ("scope", "receive", "method", "path", "raw_query", "_headers", "_body", "_query")
+    __slots__ = ("scope", "receive", "method", "path", "raw_query", "_headers", "_body", "_query",
+                 "entry", "transport")
 
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self.scope = scope
@@ -36,6 +37,8 @@ class HttpRequest:
         self._headers: dict[str, str] | None = None
         self._body: bytes | None = None
         self._query: dict[str, str] | None = None
+        self.entry = None  # the journal entry being filled for this call, if journaled
+        self.transport = None  # the connection's transport, when the server exposes it
 
     @property
     def headers(self) -> dict[str, str]:
@@ -57,6 +60,11 @@ class HttpRequest:
         if self._query is None:
             self._query = dict(parse_qsl(self.raw_query.decode("latin-1"), keep_blank_values=True))
         return self._query
+
+    @property
+    def read_body(self) -> bytes | None:
+        """The body if a handler read it, else None (never reads)."""
+        return self._body
 
     async def body(self, limit: int) -> bytes:
         """The whole body; raises :class:`BodyTooLarge` past ``limit`` bytes."""

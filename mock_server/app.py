@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 import traceback
 import uuid
 from urllib.parse import urlsplit
@@ -24,11 +25,14 @@ import orjson
 
 from typing import Any, Awaitable, Callable
 
-from mock_server import fal_errors, storage, webhooks
+from mock_server import control, fal_errors, storage, webhooks
 from mock_server._asgi import BodyTooLarge, HttpRequest, Receive, Scope, Send, send_bytes
 from mock_server.clock import ClockWaiter
 from mock_server.endpoints.base import Answer, EndpointEnv, Parsed
+from mock_server.faults import Fault
+from mock_server.journal import BODY_KEEP
 from mock_server.mock import FalMock, app_of
+from mock_server.settings import Settings
 from mock_server.paths import CDN_PREFIX, FILES_PREFIX, PROXY_PATH, REST_PREFIX
 from mock_server.queue import (
     ALREADY_COMPLETED,
@@ -66,16 +70,21 @@ class FalMockApp:
 
     def __init__(self, mock: FalMock) -> None:
         self.mock = mock
-        self.settings = mock.settings
         self._prefix = mock.settings.queue_prefix.rstrip("/")
         self._waiter: ClockWaiter | None = None
         self._mounts: list[tuple[str, MountHandler]] = []
         self._startup: list[Callable[[], Any]] = []
+        self._shutdown: list[Callable[[], Any]] = []
         mock.queue.on_change(self._on_change)
         self._closing = False
         # Feature modules add their routes under /_mock/ and their start-up work here.
+        control.install(self)
         storage.install(self)
         webhooks.install(self)
+
+    @property
+    def settings(self) -> Settings:
+        return self.mock.settings
 
     def mount(self, prefix: str, handler: "MountHandler") -> None:
         """Serve every ``/_mock/...`` path starting with ``prefix`` by ``handler(request, send)``."""
@@ -86,6 +95,10 @@ class FalMockApp:
     def on_startup(self, hook: Callable[[], Any]) -> None:
         """Run ``hook()`` on the server's loop once it starts (before the first request)."""
         self._startup.append(hook)
+
+    def on_shutdown(self, hook: Callable[[], Any]) -> None:
+        """Run ``hook()`` (may be a coroutine function) when the server stops."""
+        self._shutdown.append(hook)
 
     # -- ASGI entry --------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -108,6 +121,10 @@ class FalMockApp:
                         await result
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                for hook in self._shutdown:
+                    result = hook()
+                    if asyncio.iscoroutine(result):
+                        await result
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -129,6 +146,22 @@ class FalMockApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = HttpRequest(scope, receive)
+        # uvicorn's per-request cycle owns the transport: faults that drop or cut a
+        # connection need it (PROTOCOL.md §4.3: clients retry transport errors).
+        request.transport = getattr(getattr(send, "__self__", None), "transport", None)
+        path = request.path
+        entry = None
+        if not path.startswith("/_mock/") or path.startswith(_JOURNALED_MOCK_PATHS):
+            entry = self.mock.journal.new_entry(self.mock.clock.now(), request.method, path,
+                                                request.raw_query, scope["headers"])
+            request.entry = entry
+            started = time.perf_counter()
+            raw_send = send
+
+            async def send(message: dict, _send: Send = raw_send) -> None:
+                if message["type"] == "http.response.start":
+                    entry.status = message["status"]
+                await _send(message)
         try:
             await self._route(request, send)
         except BodyTooLarge as exc:
@@ -136,6 +169,14 @@ class FalMockApp:
         except Exception:  # never a traceback on the wire
             traceback.print_exc(file=sys.stderr)
             await self._send_answer(send, fal_errors.internal_error())
+        finally:
+            if entry is not None:
+                entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+                body = request.read_body
+                if body:
+                    entry.body = body[:BODY_KEEP]
+                    entry.body_size = len(body)
+                self.mock.journal.record(entry)
 
     async def _send_answer(self, send: Send, answer: Answer, request_id: str | None = None) -> None:
         await send_bytes(send, answer.status, answer.body, _answer_headers(answer, request_id))
@@ -175,6 +216,11 @@ class FalMockApp:
         parts = urlsplit(target)
         host = (parts.hostname or "").lower()
         path = parts.path or "/"
+        if request.entry is not None:
+            request.entry.proxied = True
+            request.entry.target_url = target
+            request.entry.path = path
+            request.entry.query = parts.query
         if parts.query:
             request.raw_query = parts.query.encode("latin-1")
             request._query = None
@@ -239,7 +285,11 @@ class FalMockApp:
             elif method != "POST":
                 await self._send_answer(send, fal_errors.method_not_allowed())
             else:
-                await self._submit(request, send, endpoint, queue_base)
+                self._note(request, "submit", endpoint.endpoint_id)
+                body = await request.body(self.settings.max_body_bytes)
+                fault, send = await self._inject("submit", request, send, None, body)
+                if fault is not _HANDLED:
+                    await self._submit(request, send, endpoint, queue_base, fault)
             return
         app_path = "/".join(segments[:index])
         tail = segments[index + 1:]
@@ -247,19 +297,93 @@ class FalMockApp:
             await self._send_answer(send, fal_errors.app_not_found(app_path))
             return
         request_id = tail[0]
-        action = tuple(tail[1:])
-        if action == () and method == "GET":
+        call = _QUEUE_CALLS.get((tuple(tail[1:]), method))
+        if call is None:
+            if tuple(tail[1:]) in _QUEUE_ACTIONS:
+                await self._send_answer(send, fal_errors.method_not_allowed())
+            else:
+                await self._send_answer(send, fal_errors.path_not_found(request.path))
+            return
+        self._note(request, call, None, request_id)
+        fault, send = await self._inject(call, request, send, request_id)
+        if fault is _HANDLED:
+            return
+        if call == "result":
             await self._result(request, send, request_id, app_path, queue_base)
-        elif action == ("status",) and method == "GET":
+        elif call == "status":
             await self._status(request, send, request_id, app_path, queue_base)
-        elif action == ("status", "stream") and method == "GET":
+        elif call == "stream":
             await self._stream(request, send, request_id, app_path, queue_base)
-        elif action == ("cancel",) and method == "PUT":
-            await self._cancel(send, request_id, app_path)
-        elif action in ((), ("status",), ("status", "stream"), ("cancel",)):
-            await self._send_answer(send, fal_errors.method_not_allowed())
         else:
-            await self._send_answer(send, fal_errors.path_not_found(request.path))
+            await self._cancel(send, request_id, app_path)
+
+    # -- journal notes and faults -------------------------------------------------------
+    @staticmethod
+    def _note(request: HttpRequest, kind: str, endpoint_id: str | None, request_id: str | None = None) -> None:
+        entry = request.entry
+        if entry is not None:
+            entry.kind = kind
+            if endpoint_id is not None:
+                entry.endpoint_id = endpoint_id
+            if request_id is not None:
+                entry.request_id = request_id
+
+    async def _inject(self, call: str, request: HttpRequest, send: Send, request_id: str | None,
+                      body: bytes | None = None) -> tuple[Any, Send]:
+        """Apply a fault a rule picks for this call.
+
+        Returns ``(_HANDLED, send)`` when the fault answered (or dropped) the call,
+        ``(fault, send)`` for a request-level fault the caller applies, else
+        ``(None, send)``; ``send`` may be wrapped (a truncating fault).
+        """
+        faults = self.mock.faults
+        if not faults.rules:
+            return None, send
+        fault = faults.match(call, (lambda: _prompt_of(body)) if body is not None else None)
+        if fault is None:
+            return None, send
+        if request.entry is not None:
+            request.entry.fault = fault.label
+        kind = fault.kind
+        if kind == "latency":
+            await asyncio.sleep(fault.delay)
+            return None, send
+        if kind == "http_error":
+            status, payload, headers, content_type = fault.http_answer(request_id)
+            await send_bytes(send, status, payload, headers, content_type)
+            return _HANDLED, send
+        if kind == "drop":
+            await self._close_connection(request)
+            return _HANDLED, send
+        if kind == "truncate":
+            return None, self._truncating(request, send)
+        return fault, send  # model_error / runner_error: the request's result
+
+    async def _close_connection(self, request: HttpRequest) -> None:
+        transport = request.transport
+        if transport is not None:
+            transport.close()
+        # let the server see the connection go before this handler returns, so it does
+        # not try to answer a 500 on it
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    def _truncating(self, request: HttpRequest, send: Send) -> Send:
+        done = False
+
+        async def truncating_send(message: dict) -> None:
+            nonlocal done
+            if done:
+                return
+            if message["type"] == "http.response.body":
+                body = message.get("body", b"")
+                await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+                done = True
+                await self._close_connection(request)
+                return
+            await send(message)
+
+        return truncating_send
 
     def _lookup(self, request_id: str, app_path: str) -> QueuedRequest | None:
         found = self.mock.queue.get(request_id)
@@ -270,10 +394,14 @@ class FalMockApp:
             return None  # the id exists, but under another app
         return found
 
-    async def _submit(self, request: HttpRequest, send: Send, endpoint, queue_base: str) -> None:
+    async def _submit(self, request: HttpRequest, send: Send, endpoint, queue_base: str, fault: Fault | None) -> None:
         body = await request.body(self.settings.max_body_bytes)
         parsed = endpoint.parse(body)
         queued = self.mock.queue.submit(endpoint, parsed)
+        if request.entry is not None:
+            request.entry.request_id = queued.request_id
+        if fault is not None:
+            self.mock.apply_request_fault(queued, fault)
         webhook = request.query.get("fal_webhook") if request.raw_query else None
         if webhook:
             queued.webhook_url = webhook
@@ -324,6 +452,8 @@ class FalMockApp:
             await self._send_answer(send, fal_errors.status_not_found())
             return
         with_logs = request.query.get("logs", "0") in _TRUE if request.raw_query else False
+        if self.mock.queue.polls is not None:
+            self.mock.queue.observe(queued)
         completed = queued.status == COMPLETED
         key = (queue_base, app_path, with_logs)
         payload = queued.status_cache.get(key) if completed else None
@@ -391,6 +521,8 @@ class FalMockApp:
             while not disconnected.is_set() and not self._closing:
                 now = clock.now()
                 queue.advance(now)
+                if queue.polls is not None:
+                    queue.observe(queued)  # poll-count mode: each event counts as a poll
                 lines = queued.logs_until(now)
                 position = queue.queue_position(queued) if queued.status == IN_QUEUE else None
                 if queued.version != sent_version or len(lines) != sent_logs or position != sent_position:
@@ -400,6 +532,8 @@ class FalMockApp:
                     sent_version, sent_logs, sent_position = queued.version, len(lines), position
                 if queued.status == COMPLETED:
                     break
+                if queue.polls is not None:
+                    continue
                 due = [t for t in (queue.next_event_time(), _next_log_time(queued, now)) if t is not None]
                 when = min(due) if due else now + 15.0
                 before = (queued.version, clock.now())
@@ -421,6 +555,10 @@ class FalMockApp:
             return
         body = await request.body(self.settings.max_body_bytes)
         request_id = str(uuid.uuid4())
+        self._note(request, "run", endpoint.endpoint_id, request_id)
+        fault, send = await self._inject("run", request, send, request_id, body)
+        if fault is _HANDLED:
+            return
         parsed = endpoint.parse(body)
         if isinstance(parsed, Parsed):
             # A synchronous run takes the profile's processing time, on the mock's clock.
@@ -429,7 +567,10 @@ class FalMockApp:
             waiter = self._ensure_waiter()
             while clock.now() < done_at:
                 await waiter.sleep_until(done_at)
-        answer = await self.mock.produce(endpoint, parsed, request_id, self._env(request))
+        if fault is not None:
+            answer = fault.result_answer()
+        else:
+            answer = await self.mock.produce(endpoint, parsed, request_id, self._env(request))
         await self._send_answer(send, answer, request_id)
 
     # -- environment for producing results ---------------------------------------------
@@ -465,45 +606,31 @@ class FalMockApp:
     async def _mock_route(self, request: HttpRequest, send: Send) -> None:
         path = request.path
         method = request.method
-        if path == "/_mock/health":
-            await send_bytes(send, 200, orjson.dumps({"status": "ok", "requests": len(self.mock.queue)}))
-        elif path.startswith(FILES_PREFIX) and method in ("GET", "HEAD"):
-            name = path[len(FILES_PREFIX):]
-            if "/" in name or not name or name.startswith("."):
-                await self._send_answer(send, fal_errors.path_not_found(path))
+        if path.startswith(FILES_PREFIX) and method in ("GET", "HEAD"):
+            await self._file(request, send, path[len(FILES_PREFIX):])
+            return
+        for prefix, handler in self._mounts:
+            if path.startswith(prefix):
+                await handler(request, send)
                 return
-            stored = await asyncio.to_thread(self.mock.files.get, name)
-            if stored is None:
-                await self._send_answer(send, fal_errors.detail(404, "File not found"))
-                return
-            body = stored.data if method == "GET" else b""
-            await send({"type": "http.response.start", "status": 200, "headers": [
-                (b"content-type", stored.content_type.encode("latin-1")),
-                (b"content-length", str(len(stored.data)).encode()),
-                (b"cache-control", b"public, max-age=31536000, immutable"),
-            ]})
-            await send({"type": "http.response.body", "body": body})
-        elif path == "/_mock/requests" and method == "GET":
-            self.mock.queue.advance()
-            items = [self.mock.summary(r) for r in self.mock.queue]
-            await send_bytes(send, 200, orjson.dumps({"requests": items, "forgotten": self.mock.queue.forgotten}))
-        elif path.startswith("/_mock/requests/") and method == "GET":
-            found = self.mock.queue.get(path[len("/_mock/requests/"):])
-            if found is None:
-                await self._send_answer(send, fal_errors.detail(404, "Request not found"))
-            else:
-                await send_bytes(send, 200, orjson.dumps(self.mock.summary(found)))
-        elif path == "/_mock/reset" and method == "POST":
-            self.mock.reset()
-            await send_bytes(send, 200, orjson.dumps({"status": "ok"}))
-        elif path == "/_mock/openapi.json" and method == "GET":
-            await self._openapi(request, send)
-        else:
-            for prefix, handler in self._mounts:
-                if path.startswith(prefix):
-                    await handler(request, send)
-                    return
-            await self._send_answer(send, fal_errors.path_not_found(path))
+        await self._send_answer(send, fal_errors.path_not_found(path))
+
+    async def _file(self, request: HttpRequest, send: Send, name: str) -> None:
+        """A stored file (rendered output or upload): rendered again if the cache dropped it."""
+        self._note(request, "file", None)
+        if "/" in name or not name or name.startswith("."):
+            await self._send_answer(send, fal_errors.path_not_found(request.path))
+            return
+        stored = await asyncio.to_thread(self.mock.files.get, name)
+        if stored is None:
+            await self._send_answer(send, fal_errors.detail(404, "File not found"))
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", stored.content_type.encode("latin-1")),
+            (b"content-length", str(len(stored.data)).encode()),
+            (b"cache-control", b"public, max-age=31536000, immutable"),
+        ]})
+        await send({"type": "http.response.body", "body": stored.data if request.method == "GET" else b""})
 
     async def send_answer(self, send: Send, answer: Answer, request_id: str | None = None) -> None:
         """Send an :class:`Answer` (for mounted handlers)."""
@@ -514,14 +641,30 @@ class FalMockApp:
         """Sleeps on the mock's clock (created on the running loop at first use)."""
         return self._ensure_waiter()
 
-    async def _openapi(self, request: HttpRequest, send: Send) -> None:
-        wanted = request.query.get("endpoint_id")
-        endpoints = self.mock.endpoints
-        endpoint = self.mock.endpoint(wanted) if wanted else (endpoints[0] if len(endpoints) == 1 else None)
-        if endpoint is None:
-            await self._send_answer(send, fal_errors.detail(404, f"Unknown endpoint_id {wanted!r}"))
-            return
-        await send_bytes(send, 200, orjson.dumps(endpoint.openapi()))
+
+_HANDLED = object()  # _inject's marker: the fault already answered the call
+# (action after the request id, method) -> the call's name in the journal and fault rules
+_QUEUE_CALLS = {
+    ((), "GET"): "result",
+    (("status",), "GET"): "status",
+    (("status", "stream"), "GET"): "stream",
+    (("cancel",), "PUT"): "cancel",
+}
+_QUEUE_ACTIONS = frozenset(action for action, _ in _QUEUE_CALLS)
+# /_mock/ paths that stand for fal hosts (storage, CDN, files) are journaled like fal calls
+_JOURNALED_MOCK_PATHS = (FILES_PREFIX, REST_PREFIX, CDN_PREFIX)
+
+
+def _prompt_of(body: bytes | None) -> str | None:
+    """The ``prompt`` of a JSON request body, for fault rules that match on it."""
+    if not body:
+        return None
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    prompt = data.get("prompt") if isinstance(data, dict) else None
+    return prompt if isinstance(prompt, str) else None
 
 
 def _requests_index(segments: list[str]) -> int:

@@ -75,7 +75,6 @@ class BackgroundServer:
             raise RuntimeError(f"fal-mock server did not start: {failure[0] if failure else 'timeout'}")
         # the settings the app reports (own-file URLs, banner) must name the real port
         self.mock.settings = settings.with_(port=self.port)
-        self.app.settings = self.mock.settings
         return self
 
     def call(self, fn, *args, timeout: float = 10.0):

@@ -6,13 +6,15 @@ The HTTP layer (``mock_server.app``), the CLI and the pytest plugin all drive a
 from __future__ import annotations
 
 import asyncio
-from typing import Iterable
+from typing import Callable, Iterable
 
 from mock_server import fal_errors
 from mock_server.clock import Clock
 from mock_server.endpoints import build_endpoints
 from mock_server.endpoints.base import Answer, Endpoint, EndpointEnv, Parsed
+from mock_server.faults import Fault, FaultPlan
 from mock_server.files import FileStore
+from mock_server.journal import Journal
 from mock_server.queue import COMPLETED, QueuedRequest, RequestQueue
 from mock_server.settings import Settings
 from mock_server.timing import TimingProfile
@@ -29,8 +31,12 @@ class FalMock:
             TimingProfile.named(self.settings.profile, self.settings.speed),
             workers=self.settings.workers,
             max_requests=self.settings.max_requests,
+            polls=self.settings.polls,
         )
         self.files = FileStore()
+        self.journal = Journal(self.settings.journal_size)
+        self.faults = FaultPlan()
+        self._reset_hooks: list[Callable[[], None]] = []
         self._endpoints: dict[str, Endpoint] = {}
         self._apps: dict[str, Endpoint] = {}  # owner/alias (and full id) -> endpoint
         for endpoint in endpoints if endpoints is not None else build_endpoints(self.settings.validation):
@@ -64,6 +70,13 @@ class FalMock:
         except Exception as exc:  # an endpoint bug must not become a traceback on the wire
             return fal_errors.internal_error(f"{type(exc).__name__}: {exc}")
 
+    def apply_request_fault(self, request: QueuedRequest, fault: Fault) -> None:
+        """A ``model_error`` / ``runner_error`` fault decides this request's result now."""
+        request.answer = fault.result_answer()
+        shown = fault.status_error
+        if shown is not None:
+            request.error, request.error_type = shown
+
     async def result(self, request: QueuedRequest, env: EndpointEnv) -> Answer:
         """The result GET's answer for a COMPLETED request, produced once and kept."""
         if request.answer is not None:
@@ -78,11 +91,61 @@ class FalMock:
         return answer
 
     def reset(self) -> None:
-        """Forget every request and file; clock back to real time."""
+        """Forget every request, file, journal entry and fault; clock back to real time."""
         self.queue.reset()
         self.files.clear()
+        self.journal.clear()
+        self.faults.clear()
         self.clock.reset()
+        for hook in self._reset_hooks:
+            hook()
 
+    def on_reset(self, hook: Callable[[], None]) -> None:
+        """Also run ``hook()`` on :meth:`reset` (feature modules clear their own state)."""
+        self._reset_hooks.append(hook)
+
+    def configure(
+        self,
+        *,
+        profile: str | None = None,
+        speed: float | None = None,
+        workers: int | None = None,
+        validation: str | None = None,
+        polls: int | None | bool = False,
+        auth: bool | None = None,
+        keys: tuple[str, ...] | list[str] | None = None,
+        allow_fetch: bool | None = None,
+    ) -> Settings:
+        """Change how the mock behaves from now on (timing, workers, validation, auth...).
+
+        ``polls=N`` switches to poll-count progression (COMPLETED on the Nth status call);
+        ``polls=None`` goes back to the clock.  Returns the new settings.
+        """
+        changes: dict = {}
+        if profile is not None or speed is not None:
+            changes["profile"] = profile or self.settings.profile
+            changes["speed"] = speed if speed is not None else self.settings.speed
+            timing = TimingProfile.named(changes["profile"], changes["speed"])
+        else:
+            timing = None
+        if workers is not None:
+            changes["workers"] = workers
+        if polls is not False:
+            changes["polls"] = polls
+        self.queue.reconfigure(timing=timing, workers=workers, polls=polls)
+        if validation is not None and validation != self.settings.validation:
+            endpoints = build_endpoints(validation)
+            changes["validation"] = validation
+            for endpoint in endpoints:
+                self.add_endpoint(endpoint)
+        if auth is not None:
+            changes["auth"] = auth
+        if keys is not None:
+            changes["keys"] = tuple(keys)
+        if allow_fetch is not None:
+            changes["allow_fetch"] = allow_fetch
+        self.settings = self.settings.with_(**changes)
+        return self.settings
     def summary(self, request: QueuedRequest) -> dict:
         """A request as the control API lists it."""
         return {

@@ -54,7 +54,7 @@ class QueuedRequest:
         "request_id", "endpoint", "parsed", "submitted_at", "eligible_at", "duration",
         "started_at", "finished_at", "status", "cancelled", "error", "error_type",
         "answer", "producing", "notes", "webhook_url", "meta", "version", "_plan",
-        "status_cache",
+        "status_cache", "polls",
     )
 
     def __init__(
@@ -89,6 +89,7 @@ class QueuedRequest:
         self.version = 0  # bumps at every status change
         self._plan: list[LogLine] | None = None
         self.status_cache: dict[Any, bytes] = {}
+        self.polls = 0  # status calls seen (drives progression in poll-count mode)
 
     @property
     def valid(self) -> bool:
@@ -136,9 +137,15 @@ class RequestQueue:
         timing: TimingProfile,
         workers: int = 2,
         max_requests: int = 10_000,
+        polls: int | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
+        if polls is not None and polls < 1:
+            raise ValueError("polls must be >= 1")
+        #: Poll-count mode: the Nth status call of a request finds it COMPLETED (the first
+        #: IN_QUEUE, the ones between IN_PROGRESS), whatever the clock says.
+        self.polls = polls
         self.clock = clock
         self.timing = timing
         self.workers = workers
@@ -199,8 +206,26 @@ class RequestQueue:
         return iter(list(self._requests.values()))
 
     # -- the state machine ----------------------------------------------------------
+    def observe(self, request: QueuedRequest) -> None:
+        """A status call saw this request: in poll-count mode, move it one step on."""
+        if self.polls is None or request.status == COMPLETED:
+            return
+        request.polls += 1
+        now = self.clock.now()
+        if request.polls >= self.polls or request.polls >= 2:
+            if request.status == IN_QUEUE:
+                self._pending.remove(request)
+                request.started_at = now
+                request.status = IN_PROGRESS
+                self._changed(request)
+            if request.polls >= self.polls:
+                request.duration = now - (request.started_at or now)
+                self._finish(request, now)
+
     def advance(self, now: float | None = None) -> None:
         """Run the simulation up to ``now``: start and finish requests whose time has come."""
+        if self.polls is not None:
+            return  # poll-count mode: only status calls move requests (see observe)
         if now is None:
             now = self.clock.now()
         pending, running, idle = self._pending, self._running, self._idle
@@ -259,6 +284,8 @@ class RequestQueue:
         if request.status == IN_QUEUE:
             self._pending.remove(request)
             request.started_at = now
+        elif self.polls is not None:
+            pass  # poll-count mode keeps no worker accounting
         else:
             self._running = [entry for entry in self._running if entry[2] is not request]
             heapq.heapify(self._running)
@@ -282,8 +309,16 @@ class RequestQueue:
         self._finished.clear()
         self.forgotten = 0
 
-    def reconfigure(self, timing: TimingProfile | None = None, workers: int | None = None) -> None:
-        """Change the timing profile or the worker count (applies to new requests / idle workers)."""
+    def reconfigure(self, timing: TimingProfile | None = None, workers: int | None = None,
+                    polls: int | None | bool = False) -> None:
+        """Change the timing profile, the worker count or poll-count mode (``polls=None`` ends it).
+
+        Applies to requests submitted from now on; call :meth:`reset` first for a clean slate.
+        """
+        if polls is not False:
+            if polls is not None and polls < 1:
+                raise ValueError("polls must be >= 1")
+            self.polls = polls  # type: ignore[assignment]
         if timing is not None:
             self.timing = timing
         if workers is not None and workers != self.workers:

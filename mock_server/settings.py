@@ -40,6 +40,8 @@ class Settings:
     validation: str = "documented"
     max_requests: int = 10_000  # finished requests kept; the oldest are forgotten first
     max_body_bytes: int = 32 * 1024 * 1024
+    journal_size: int = 1000  # calls kept in the request journal; the oldest are dropped
+    polls: int | None = None  # when set: COMPLETED on the Nth status call, whatever the clock
     queue_prefix: str = QUEUE_PREFIX
 
     def with_(self, **changes: object) -> "Settings":

@@ -258,12 +258,13 @@ def test_proxy_routes_by_x_fal_target_url(serve):
     assert denied.status_code == 401
 
 
-def test_health_requests_and_reset(serve):
+def test_health_queue_listing_and_reset(serve):
     _, client = serve()
     assert client.get("/_mock/health").json()["status"] == "ok"
     rid = submit(client)["request_id"]
-    listed = client.get("/_mock/requests").json()["requests"]
+    listed = client.get("/_mock/queue").json()["requests"]
     assert [r["request_id"] for r in listed] == [rid] and listed[0]["status"] == "COMPLETED"
-    assert client.get(f"/_mock/requests/{rid}").json()["endpoint_id"] == ENDPOINT_ID
+    assert client.get(f"/_mock/queue/{rid}").json()["endpoint_id"] == ENDPOINT_ID
+    assert client.get("/_mock/queue/unknown").status_code == 404
     assert client.post("/_mock/reset").status_code == 200
-    assert client.get("/_mock/requests").json()["requests"] == []
+    assert client.get("/_mock/queue").json()["requests"] == []

@@ -1,0 +1,266 @@
+"""Fault injection: make chosen calls fail the way fal fails, one-shot or by rule.
+
+A :class:`FaultRule` says *which* calls (``on``: submit, status, stream, result,
+cancel, run, storage or any; after N matching calls; with a probability from a
+seeded RNG, so a failing run replays exactly; or when the prompt matches) get
+*what* (:class:`Fault`):
+
+- ``http_error``: the call answers an HTTP error: 429 with ``Retry-After``, or a
+  5xx in fal's request-error shape (``{"detail", "error_type"}`` + ``X-Fal-Error-Type``),
+  with or without ``x-fal-request-id``, or as an nginx HTML page (what fal_client
+  treats as an ingress error and retries, PROTOCOL.md §4.3);
+- ``latency``: the call is answered normally after ``delay`` seconds;
+- ``drop``: the connection is closed without an answer;
+- ``truncate``: the answer's body is cut in half and the connection closed;
+- ``model_error`` (submit/run): the request ends COMPLETED and its result is one of
+  fal's typed model errors (``content_policy_violation`` ...; WAN25.md §3.2);
+- ``runner_error`` (submit/run): the request ends COMPLETED with ``error`` and
+  ``error_type`` on its status, and the result answers the request error
+  (``runner_disconnected``, ``request_timeout`` ...; PROTOCOL.md §5).
+"""
+from __future__ import annotations
+
+import itertools
+import random
+import re
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import orjson
+
+from mock_server.endpoints.base import Answer
+
+FAULT_KINDS = ("http_error", "latency", "drop", "truncate", "model_error", "runner_error")
+CALLS = ("any", "submit", "status", "stream", "result", "cancel", "run", "storage")
+REQUEST_LEVEL = frozenset(("model_error", "runner_error"))
+
+# fal's documented model errors: type -> (status, loc, msg)  (WAN25.md §3.2, fal errors doc)
+MODEL_ERRORS: dict[str, tuple[int, list[Any], str]] = {
+    "content_policy_violation": (422, ["body", "prompt"],
+                                 "The content could not be processed because it contained material flagged by a content checker."),
+    "no_media_generated": (422, ["body"], "The model did not generate the expected output for this prompt."),
+    "image_load_error": (422, ["body", "image_urls", 0], "Image load error"),
+    "file_download_error": (422, ["body", "image_urls", 0], "File download error"),
+    "face_detection_error": (422, ["body", "image_urls", 0], "Could not detect face in the image"),
+    "feature_not_supported": (422, ["body"], "Feature not supported"),
+    "generation_timeout": (504, ["body"], "Generation timeout"),
+    "internal_server_error": (500, ["body"], "Internal server error"),
+    "downstream_service_error": (400, ["body"], "Downstream service error"),
+    "downstream_service_unavailable": (500, ["body"], "Downstream service unavailable"),
+}
+
+# fal's request (platform) errors: error_type -> (typical status, detail)  (PROTOCOL.md §5)
+REQUEST_ERRORS: dict[str, tuple[int, str]] = {
+    "request_timeout": (504, "Request timed out"),
+    "startup_timeout": (504, "Startup timed out"),
+    "runner_scheduling_failure": (503, "Runner scheduling failure"),
+    "runner_connection_timeout": (503, "Runner connection timed out"),
+    "runner_disconnected": (503, "Runner disconnected"),
+    "runner_connection_refused": (503, "Runner connection refused"),
+    "runner_connection_error": (503, "Runner connection error"),
+    "runner_incomplete_response": (502, "Runner returned an incomplete response"),
+    "runner_server_error": (500, "Runner server error"),
+    "client_disconnected": (499, "Client disconnected"),
+    "client_cancelled": (499, "Client cancelled"),
+    "bad_request": (400, "Bad request"),
+    "internal_error": (500, "Internal error"),
+}
+_STATUS_ERROR_TYPE = {500: "internal_error", 502: "runner_incomplete_response", 503: "runner_connection_error",
+                      504: "request_timeout", 400: "bad_request", 499: "client_disconnected"}
+_REASONS = {429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+            503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}
+
+
+class FaultError(ValueError):
+    """A fault or rule description that does not make sense."""
+
+
+@dataclass
+class Fault:
+    """What happens to a call a rule picked (see the module docstring)."""
+
+    kind: str = "http_error"
+    status: int | None = None
+    error_type: str | None = None
+    message: str | None = None
+    retry_after: float | None = None
+    request_id_header: bool = True
+    nginx: bool = False
+    delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise FaultError(f"unknown fault kind {self.kind!r}; one of {', '.join(FAULT_KINDS)}")
+        if self.kind == "model_error":
+            self.error_type = self.error_type or "content_policy_violation"
+            if self.error_type not in MODEL_ERRORS:
+                raise FaultError(f"unknown model error type {self.error_type!r}; one of {', '.join(MODEL_ERRORS)}")
+        if self.kind == "runner_error":
+            self.error_type = self.error_type or "runner_disconnected"
+            if self.error_type not in REQUEST_ERRORS:
+                raise FaultError(f"unknown request error type {self.error_type!r}; one of {', '.join(REQUEST_ERRORS)}")
+        if self.kind == "http_error":
+            self.status = self.status or 500
+            if not 400 <= self.status <= 599:
+                raise FaultError("an http_error status is 4xx or 5xx")
+            if self.status == 429 and self.retry_after is None:
+                self.retry_after = 1.0
+        if self.delay < 0:
+            raise FaultError("delay must be >= 0")
+
+    @property
+    def label(self) -> str:
+        """How the journal names this fault, e.g. ``http_error 503`` or ``model_error content_policy_violation``."""
+        detail = self.status if self.kind == "http_error" else self.error_type or (self.delay if self.kind == "latency" else "")
+        return f"{self.kind} {detail}".strip()
+
+    def http_answer(self, request_id: str | None) -> tuple[int, bytes, list[tuple[bytes, bytes]], bytes]:
+        """(status, body, headers, content type) of an ``http_error``."""
+        status = self.status or 500
+        headers: list[tuple[bytes, bytes]] = []
+        if self.retry_after is not None:
+            headers.append((b"retry-after", str(int(self.retry_after) if float(self.retry_after).is_integer() else self.retry_after).encode()))
+        if self.nginx:
+            reason = _REASONS.get(status, "Error")
+            page = (f"<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
+                    f"<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+            return status, page.encode(), headers, b"text/html"
+        if status == 429:
+            body = {"detail": self.message or "Too many requests"}
+        else:
+            error_type = self.error_type or _STATUS_ERROR_TYPE.get(status, "internal_error")
+            body = {"detail": self.message or REQUEST_ERRORS.get(error_type, (status, "Internal error"))[1],
+                    "error_type": error_type}
+            headers.append((b"x-fal-error-type", error_type.encode()))
+        if self.request_id_header and request_id:
+            headers.append((b"x-fal-request-id", request_id.encode()))
+        return status, orjson.dumps(body), headers, b"application/json"
+
+    def result_answer(self) -> Answer:
+        """The result of a request hit by a ``model_error`` or ``runner_error``."""
+        if self.kind == "model_error":
+            from mock_server.validation import model_error_answer
+
+            status, loc, msg = MODEL_ERRORS[self.error_type or "content_policy_violation"]
+            return model_error_answer(self.error_type, self.message or msg, loc, has_input=False,
+                                      status=self.status or status)
+        status, detail = REQUEST_ERRORS[self.error_type or "runner_disconnected"]
+        body = {"detail": self.message or detail, "error_type": self.error_type}
+        return Answer(self.status or status, orjson.dumps(body), (("x-fal-error-type", self.error_type or ""),))
+
+    @property
+    def status_error(self) -> tuple[str, str] | None:
+        """(error, error_type) shown on the COMPLETED status, for runner errors only."""
+        if self.kind != "runner_error":
+            return None
+        return self.message or REQUEST_ERRORS[self.error_type or "runner_disconnected"][1], self.error_type or ""
+
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class FaultRule:
+    """Which calls get a fault.  ``times=None`` fires forever; ``after`` skips the first N matches."""
+
+    fault: Fault
+    on: str = "any"
+    times: int | None = 1
+    after: int = 0
+    probability: float = 1.0
+    seed: int | None = None
+    prompt: str | None = None
+    id: str = field(default_factory=lambda: f"rule-{next(_ids)}")
+    seen: int = 0
+    fired: int = 0
+
+    def __post_init__(self) -> None:
+        if self.on not in CALLS:
+            raise FaultError(f"unknown call {self.on!r}; one of {', '.join(CALLS)}")
+        if self.fault.kind in REQUEST_LEVEL and self.on not in ("any", "submit", "run"):
+            raise FaultError(f"{self.fault.kind} applies to submit or run calls only")
+        if not 0.0 <= self.probability <= 1.0:
+            raise FaultError("probability is between 0 and 1")
+        self._rng = random.Random(self.seed)
+        self._prompt = re.compile(self.prompt) if self.prompt else None
+
+    @property
+    def exhausted(self) -> bool:
+        return self.times is not None and self.fired >= self.times
+
+    def applies(self, call: str, prompt: "str | None | Callable[[], str | None]") -> bool:
+        """Count this call and say whether the fault fires on it (``prompt`` may be a getter)."""
+        if self.exhausted or (self.on != "any" and self.on != call):
+            return False
+        if self.fault.kind in REQUEST_LEVEL and call not in ("submit", "run"):
+            return False
+        if self._prompt is not None:
+            text = prompt() if callable(prompt) else prompt
+            if not isinstance(text, str) or not self._prompt.search(text):
+                return False
+        self.seen += 1
+        if self.seen <= self.after:
+            return False
+        if self.probability < 1.0 and self._rng.random() >= self.probability:
+            return False
+        self.fired += 1
+        return True
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "on": self.on, "times": self.times, "after": self.after,
+                "probability": self.probability, "seed": self.seed, "prompt": self.prompt,
+                "seen": self.seen, "fired": self.fired, "fault": asdict(self.fault)}
+
+
+class FaultPlan:
+    """The rules in force, checked in the order they were added (the first that fires wins)."""
+
+    def __init__(self) -> None:
+        self._rules: list[FaultRule] = []
+        self._lock = threading.Lock()
+
+    def add(self, on: str = "any", *, times: int | None = 1, after: int = 0, probability: float = 1.0,
+            seed: int | None = None, prompt: str | None = None, **fault: Any) -> FaultRule:
+        """Add a rule; keyword arguments beyond the rule's are the :class:`Fault`'s."""
+        rule = FaultRule(Fault(**fault), on=on, times=times, after=after, probability=probability,
+                         seed=seed, prompt=prompt)
+        with self._lock:
+            self._rules.append(rule)
+        return rule
+
+    def add_json(self, data: dict[str, Any]) -> FaultRule:
+        """A rule from the control API's JSON: rule keys plus a ``fault`` object (or fault keys inline)."""
+        data = dict(data)
+        fault = data.pop("fault", None) or {k: data.pop(k) for k in list(data) if k in Fault.__dataclass_fields__}
+        unknown = set(data) - {"on", "times", "after", "probability", "seed", "prompt"}
+        if unknown:
+            raise FaultError(f"unknown rule field(s): {', '.join(sorted(unknown))}")
+        try:
+            return self.add(**data, **fault)
+        except TypeError as exc:
+            raise FaultError(str(exc)) from None
+
+    def match(self, call: str, prompt: "str | None | Callable[[], str | None]" = None) -> Fault | None:
+        """The fault for this call, if a rule fires (the rule's counters move)."""
+        if not self._rules:
+            return None
+        with self._lock:
+            for rule in self._rules:
+                if rule.applies(call, prompt):
+                    return rule.fault
+        return None
+
+    @property
+    def rules(self) -> list[FaultRule]:
+        return list(self._rules)
+
+    def remove(self, rule_id: str) -> bool:
+        with self._lock:
+            before = len(self._rules)
+            self._rules = [r for r in self._rules if r.id != rule_id]
+            return len(self._rules) != before
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()

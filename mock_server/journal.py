@@ -1,0 +1,153 @@
+"""The request journal: every call a client made to the fal protocol, bounded.
+
+Recording is cheap (one small object appended to a ring buffer; headers are kept
+raw and decoded, with auth redacted, only when someone reads the journal), so it
+stays on for every request.  The oldest entries are dropped past ``capacity``; the
+number dropped is kept.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import orjson
+
+#: Request bodies are kept up to this many bytes (data URIs can be megabytes).
+BODY_KEEP = 64 * 1024
+_REDACTED_HEADERS = frozenset((b"authorization", b"x-fal-cdn-token", b"cookie"))
+
+
+def redact(name: bytes, value: bytes) -> str:
+    """``Key abcd:secret`` -> ``Key abcd:***``; other secrets keep their scheme only."""
+    text = value.decode("latin-1")
+    if name != b"authorization":
+        return "***"
+    scheme, _, credential = text.partition(" ")
+    key_id, colon, _ = credential.partition(":")
+    if colon:
+        return f"{scheme} {key_id}:***"
+    return f"{scheme} ***" if credential else "***"
+
+
+@dataclass(slots=True)
+class JournalEntry:
+    """One HTTP call as the mock saw it."""
+
+    seq: int
+    at: float  # the mock clock's time when the call arrived
+    method: str
+    path: str
+    query: str
+    raw_headers: list[tuple[bytes, bytes]]
+    body: bytes
+    body_size: int
+    kind: str = "other"  # submit, status, stream, result, cancel, run, storage, file, other
+    endpoint_id: str | None = None
+    request_id: str | None = None
+    status: int | None = None
+    duration_ms: float | None = None
+    fault: str | None = None
+    proxied: bool = False
+    target_url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Lower-cased headers with credentials redacted."""
+        out: dict[str, str] = {}
+        for name, value in self.raw_headers:
+            key = name.lower()
+            text = redact(key, value) if key in _REDACTED_HEADERS else value.decode("latin-1")
+            decoded = key.decode("latin-1")
+            out[decoded] = f"{out[decoded]}, {text}" if decoded in out else text
+        return out
+
+    @property
+    def json(self) -> Any:
+        """The body parsed as JSON, or None when it is not JSON (or was cut)."""
+        if not self.body or len(self.body) != self.body_size:
+            return None
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError:
+            return None
+
+    def as_dict(self, with_body: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "seq": self.seq, "at": self.at, "method": self.method, "path": self.path,
+            "query": self.query, "kind": self.kind, "endpoint_id": self.endpoint_id,
+            "request_id": self.request_id, "status": self.status, "duration_ms": self.duration_ms,
+            "fault": self.fault, "proxied": self.proxied, "target_url": self.target_url,
+            "headers": self.headers, "body_size": self.body_size,
+        }
+        if with_body:
+            parsed = self.json
+            if parsed is not None:
+                out["body"] = parsed
+            else:
+                out["body_text"] = self.body.decode("utf-8", "replace")
+                out["body_truncated"] = len(self.body) != self.body_size
+        return out
+
+
+class Journal:
+    """A ring buffer of :class:`JournalEntry`, safe to read from another thread."""
+
+    def __init__(self, capacity: int = 1000) -> None:
+        self.capacity = capacity
+        self._entries: deque[JournalEntry] = deque(maxlen=capacity)
+        self._seq = itertools.count(1)
+        self._lock = threading.Lock()
+        self.dropped = 0
+
+    def new_entry(self, at: float, method: str, path: str, query: bytes,
+                  raw_headers: list[tuple[bytes, bytes]]) -> JournalEntry:
+        return JournalEntry(next(self._seq), at, method, path, query.decode("latin-1"),
+                            raw_headers, b"", 0)
+
+    def record(self, entry: JournalEntry) -> None:
+        with self._lock:
+            if len(self._entries) == self.capacity:
+                self.dropped += 1
+            self._entries.append(entry)
+
+    def entries(
+        self,
+        *,
+        kind: str | Iterable[str] | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        request_id: str | None = None,
+        status: int | None = None,
+        since: int | None = None,
+    ) -> list[JournalEntry]:
+        """Entries oldest first, filtered: ``kind`` (one or several), ``method``, ``path``
+        (substring), ``request_id``, ``status``, ``since`` (seq greater than)."""
+        with self._lock:
+            items = list(self._entries)
+        kinds = {kind} if isinstance(kind, str) else set(kind) if kind is not None else None
+        return [
+            e for e in items
+            if (kinds is None or e.kind in kinds)
+            and (method is None or e.method == method.upper())
+            and (path is None or path in e.path)
+            and (request_id is None or e.request_id == request_id)
+            and (status is None or e.status == status)
+            and (since is None or e.seq > since)
+        ]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.dropped = 0
+
+    def resize(self, capacity: int) -> None:
+        with self._lock:
+            self.capacity = capacity
+            self._entries = deque(self._entries, maxlen=capacity)

@@ -1,0 +1,149 @@
+"""The pytest plugin (entry point ``pytest11``): a ``fal_mock`` fixture for any test suite.
+
+``pip install fal-mock`` is enough: one mock server starts per test session, in a
+background thread of the test process on a free port, and each test that asks for
+``fal_mock`` gets it reset (requests, files, journal, faults, clock) and the real
+``fal_client`` (sync, async, uploads) pointed at it::
+
+    def test_my_app(fal_mock):
+        fal_mock.fail_next("submit", status=503)
+        result = my_app.edit_image("a cat")          # calls fal_client inside
+        assert fal_mock.requests(kind="submit")[-1].json["prompt"] == "a cat"
+
+    @pytest.mark.fal_mock(profile="default", polls=3)
+    def test_progress(fal_mock): ...
+
+Markers take the keywords of :meth:`FalMockFixture.configure` plus ``strict`` (default
+True: at teardown, a one-shot fault that never fired fails the test).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Iterator
+
+import pytest
+
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "profile": "instant", "speed": 1.0, "workers": 2, "validation": "documented",
+    "polls": None, "auth": True, "keys": (), "allow_fetch": False,
+}
+KEY = "fal-mock:secret"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "fal_mock(profile=, speed=, workers=, validation=, polls=, auth=, keys=, allow_fetch=, strict=): "
+        "configure the fal_mock fixture for this test",
+    )
+
+
+class FalMockFixture:
+    """What a test sees of the mock (the ``fal_mock`` fixture).
+
+    Attributes: ``url`` (the server, http), ``run_url`` / ``queue_url`` (what
+    ``fal_client`` is pointed at), ``key``, ``mock`` (the :class:`~mock_server.mock.FalMock`),
+    ``clock`` (freeze / advance), ``faults`` (the :class:`~mock_server.faults.FaultPlan`),
+    ``journal``.  Calls that change server state run on the server's own thread.
+    """
+
+    def __init__(self, server) -> None:
+        self.server = server
+        self.mock = server.mock
+        self.url: str = server.url
+        self.run_url = self.url + "/"
+        self.queue_url = self.url + self.mock.settings.queue_prefix + "/"
+        self.proxy_url = self.url + "/api/fal/proxy"
+        self.key = KEY
+        self.clock = self.mock.clock
+        self.faults = self.mock.faults
+        self.journal = self.mock.journal
+
+    # -- steering ---------------------------------------------------------------------
+    def configure(self, **options: Any) -> None:
+        """Timing (``profile``, ``speed``, ``workers``, ``polls``), ``validation``, ``auth``,
+        ``keys``, ``allow_fetch``: as the CLI flags of the same names."""
+        self.server.call(lambda: self.mock.configure(**options))
+
+    def reset(self) -> None:
+        """Forget requests, files, journal and faults; clock back to real time."""
+        self.server.call(self.mock.reset)
+
+    def fail_next(self, on: str = "any", **fault: Any):
+        """Make the next matching call fail once, e.g. ``fail_next("status", status=503)``,
+        ``fail_next("submit", kind="model_error", error_type="content_policy_violation")``."""
+        return self.faults.add(on, times=1, **fault)
+
+    def add_fault(self, on: str = "any", **rule: Any):
+        """A fault rule (see :class:`~mock_server.faults.FaultPlan.add`)."""
+        return self.faults.add(on, **rule)
+
+    # -- looking ----------------------------------------------------------------------
+    def requests(self, **filters: Any):
+        """Journal entries (oldest first); filters: kind, method, path, request_id, status, since."""
+        return self.journal.entries(**filters)
+
+    def status_of(self, request_id: str) -> str | None:
+        """The queue status of a request (IN_QUEUE, IN_PROGRESS, COMPLETED), None if unknown."""
+        def look():
+            found = self.mock.queue.get(request_id)
+            return found.status if found is not None else None
+        return self.server.call(look)
+
+    def __repr__(self) -> str:
+        return f"<fal_mock {self.url}>"
+
+
+def _wire_fal_client(fixture: FalMockFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the real fal_client at the mock for one test (PROTOCOL.md §8.1 B)."""
+    try:
+        import fal_client
+        import fal_client.client as client_module
+    except ImportError:
+        return
+    url = fixture.url
+    monkeypatch.setattr(client_module, "RUN_URL_FORMAT", fixture.run_url)
+    monkeypatch.setattr(client_module, "QUEUE_URL_FORMAT", fixture.queue_url)
+    monkeypatch.setattr(client_module, "REALTIME_URL_FORMAT", url.replace("http", "ws", 1) + "/")
+    monkeypatch.setattr(client_module, "REST_URL", url + "/_mock/rest")
+    monkeypatch.setattr(client_module, "CDN_URL", url + "/_mock/cdn")
+    monkeypatch.setenv("FAL_KEY", fixture.key)
+    # The module-level clients cache credentials, HTTP clients (bound to an event loop)
+    # and the CDN token manager (which captured REST_URL): drop them so this test's
+    # settings apply; they are rebuilt on first use.
+    for client in (fal_client.sync_client, fal_client.async_client):
+        for name in ("_auth", "_client", "_token_manager"):
+            client.__dict__.pop(name, None)
+
+
+@pytest.fixture(scope="session")
+def fal_mock_server() -> Iterator[Any]:
+    """The session's mock server (a BackgroundServer); most tests want ``fal_mock``."""
+    from mock_server.background import BackgroundServer
+    from mock_server.mock import FalMock
+    from mock_server.settings import Settings
+
+    server = BackgroundServer(FalMock(Settings(profile="instant"))).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fal_mock(fal_mock_server, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[FalMockFixture]:
+    """A reset mock with ``fal_client`` wired to it; configured by ``@pytest.mark.fal_mock(...)``."""
+    options = dict(DEFAULT_OPTIONS)
+    for marker in reversed(list(request.node.iter_markers("fal_mock"))):
+        options.update(marker.kwargs)  # the closest marker wins
+    strict = options.pop("strict", True)
+    fixture = FalMockFixture(fal_mock_server)
+    fixture.reset()
+    fixture.configure(**options)
+    _wire_fal_client(fixture, monkeypatch)
+    yield fixture
+    unused = [rule for rule in fixture.faults.rules
+              if strict and rule.times is not None and rule.probability == 1.0 and rule.fired == 0]
+    fixture.faults.clear()
+    if unused:
+        pytest.fail("fal_mock: fault rule(s) never fired: "
+                    + ", ".join(f"{r.id} on={r.on} {r.fault.label}" for r in unused)
+                    + " (pass strict=False in the fal_mock marker to allow this)", pytrace=False)
