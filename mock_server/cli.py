@@ -28,6 +28,9 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--validation", choices=("documented", "published"), default="documented",
                         help="input rules: the model page's (documented, default) or the published schema's")
     parser.add_argument("--max-requests", type=int, default=10_000, help="finished requests kept before the oldest are forgotten")
+    parser.add_argument("--journal-size", type=int, default=1000, help="calls kept in the request journal (default 1000)")
+    parser.add_argument("--polls", type=int, default=None, metavar="N",
+                        help="complete each request on its Nth status call instead of by the clock")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -36,6 +39,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise SystemExit("fal-mock: --workers must be at least 1")
     if args.speed <= 0:
         raise SystemExit("fal-mock: --speed must be greater than 0")
+    if args.polls is not None and args.polls < 1:
+        raise SystemExit("fal-mock: --polls must be at least 1")
     return Settings(
         host=args.host,
         port=args.port,
@@ -49,6 +54,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         allow_fetch=args.allow_fetch,
         validation=args.validation,
         max_requests=args.max_requests,
+        journal_size=args.journal_size,
+        polls=args.polls,
     )
 
 
