@@ -239,7 +239,7 @@ class FalMockApp:
             # fal-js libs/proxy refuses targets outside fal's domains with 412.
             await self._send_answer(send, fal_errors.detail(412, f"Invalid target URL: {target}"))
 
-    def _authorized(self, request: HttpRequest, proxied: bool) -> Answer | None:
+    def authorized(self, request: HttpRequest, proxied: bool) -> Answer | None:
         """None when the caller may proceed, else fal's 401 answer."""
         if not self.settings.auth:
             return None
@@ -261,7 +261,7 @@ class FalMockApp:
         return None
 
     async def _fal(self, request: HttpRequest, send: Send, host_kind: str, path: str, queue_base: str, proxied: bool) -> None:
-        denied = self._authorized(request, proxied)
+        denied = self.authorized(request, proxied)
         if denied is not None:
             await self._send_answer(send, denied)
             return
