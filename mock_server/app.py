@@ -77,7 +77,10 @@ class FalMockApp:
         self._shutdown: list[Callable[[], Any]] = []
         mock.queue.on_change(self._on_change)
         self._closing = False
-        # Feature modules add their routes under /_mock/ and their start-up work here.
+        # Feature modules add their routes under /_mock/ and their start-up work here;
+        # each keeps its service on the app (storage -> uploads, webhooks -> webhooks).
+        self.uploads: Any = None
+        self.webhooks: Any = None
         control.install(self)
         storage.install(self)
         webhooks.install(self)

@@ -1,6 +1,438 @@
-"""Signed webhook delivery for ``?fal_webhook=URL``: see install()."""
+"""Signed webhook delivery for ``?fal_webhook=URL`` (PROTOCOL.md §6, §3.3): see install().
+
+When a request submitted with ``?fal_webhook=URL`` reaches COMPLETED, the mock POSTs
+fal's webhook body to that URL, signed the way fal signs it, and retries on failure.
+
+Payload rules (fal docs, docs.fal.ai/model-endpoints/webhooks; PROTOCOL.md §6):
+
+- ``{"request_id", "gateway_request_id", "status", "payload"}``; ``gateway_request_id``
+  equals ``request_id`` (the mock never retries a request on another runner).
+- ``status`` is ``"OK"`` when the result GET would answer 2xx, else ``"ERROR"``.
+- ``payload`` is the result GET's JSON body, byte-for-byte the same answer (the answer
+  is produced once and kept, so file URLs match too).  For ERROR it is the error body,
+  e.g. the 422 ``{"detail": [...]}``.
+- ``error`` is present only on ERROR: ``"Invalid status code: <code>"``.  fal's current
+  page shows no ``error`` key on OK (an older copy showed ``"error": null``); the mock
+  follows the current page, so read it with ``body.get("error")``.
+- When the result body is not valid JSON: ``payload: null`` and ``payload_error`` says why.
+- A cancelled request (PUT .../cancel) completes with the result GET's 499
+  ``{"detail": "Request cancelled by the client."}``, so its webhook is ERROR with
+  ``"Invalid status code: 499"`` [Inf: fal's docs do not say whether it sends one].
+
+Signature (PROTOCOL.md §6, from public verifiers): Ed25519 over the UTF-8 bytes of
+``"{request_id}\\n{user_id}\\n{timestamp}\\n{sha256 hex of the exact body bytes}"``, sent
+hex-encoded in ``X-Fal-Webhook-Signature`` with ``X-Fal-Webhook-Request-Id``,
+``X-Fal-Webhook-User-Id`` (always :data:`USER_ID`) and ``X-Fal-Webhook-Timestamp``
+(unix seconds on the mock's clock, fresh for every attempt).  The key is generated per
+server start and kept in memory; its public half is served as a JWKS at
+``/_mock/.well-known/jwks.json`` (and at ``/_mock/rest/.well-known/jwks.json``, which the
+proxy maps ``https://rest.alpha.fal.ai/.well-known/jwks.json`` to).
+
+Retries ("it will retry 10 times in the span of 2 hours", fal docs): an attempt fails on a
+connection error, a timeout (:data:`ATTEMPT_TIMEOUT` real seconds) or any non-2xx answer
+(redirects are not followed).  Retry ``n`` is sent :data:`RETRY_DELAYS` ``[n-1]`` seconds
+of the *mock's* clock after the failed attempt started: 15 s doubling to a 30 min cap,
+10 retries, the last one 7305 s (about two hours) after the first attempt.  A frozen clock
+holds retries until it is advanced.
+
+The queue advances lazily, so a background task (started with the server) sleeps on the
+mock's clock until the queue's next event and advances it: a webhook fires when its request
+completes even if nobody polls.  Deliveries are asyncio tasks on the server's loop.
+
+Control (mock-only) routes: ``GET /_mock/webhooks`` (the delivery log, oldest first, last
+:data:`LOG_LIMIT` attempts), ``GET|POST /_mock/webhooks/config`` (test switches, see
+:class:`WebhookConfig`), ``POST /_mock/webhooks/reset``.  From Python: ``app.webhooks``,
+a :class:`WebhookDispatcher`.
+"""
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
+import logging
+import threading
+from collections import deque
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
-def install(app) -> None:
-    """Hook webhook delivery into a FalMockApp's queue and mount its routes."""
+import httpx
+import orjson
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from mock_server import fal_errors
+from mock_server._asgi import HttpRequest, Send, send_bytes
+from mock_server.paths import REST_PREFIX
+from mock_server.queue import COMPLETED, QueuedRequest
+
+log = logging.getLogger("fal_mock.webhooks")
+
+#: The ``X-Fal-Webhook-User-Id`` every delivery carries (fal sends the account's user id).
+USER_ID = "fal-mock-user"
+#: Seconds on the mock's clock between a failed attempt's start and the next attempt.
+RETRY_DELAYS: tuple[float, ...] = (15, 30, 60, 120, 240, 480, 960, 1800, 1800, 1800)
+#: Real seconds one attempt may take (connect + answer) before it counts as failed.
+ATTEMPT_TIMEOUT = 10.0
+#: How far in the past ``stale_timestamp`` puts the timestamp (verifiers allow 300 s).
+STALE_BY = 600
+#: Delivery attempts kept in the log (oldest dropped first).
+LOG_LIMIT = 1000
+#: Longest the queue advancer sleeps: submits do not wake it, so it looks again this often.
+IDLE_POLL = 0.2
+
+CONTROL_PREFIX = "/_mock/webhooks"
+WELL_KNOWN_PREFIX = "/_mock/.well-known/"
+JWKS_PATH = WELL_KNOWN_PREFIX + "jwks.json"
+_REST_WELL_KNOWN = REST_PREFIX + ".well-known/"
+
+
+# -- payload -----------------------------------------------------------------------------
+def webhook_body(request_id: str, status_code: int, result_body: bytes) -> bytes:
+    """The exact bytes fal POSTs for a request whose result GET answers ``status_code``/``result_body``."""
+    ok = 200 <= status_code < 300
+    body: dict[str, Any] = {
+        "request_id": request_id,
+        "gateway_request_id": request_id,
+        "status": "OK" if ok else "ERROR",
+    }
+    try:
+        body["payload"] = orjson.loads(result_body)
+    except orjson.JSONDecodeError as exc:
+        body["payload"] = None
+        body["payload_error"] = f"Response payload is not valid JSON: {exc}"
+    if not ok:
+        body["error"] = f"Invalid status code: {status_code}"
+    return orjson.dumps(body)
+
+
+# -- signing -----------------------------------------------------------------------------
+def signed_message(request_id: str, user_id: str, timestamp: str, body: bytes) -> bytes:
+    """What the signature covers: ``request_id \\n user_id \\n timestamp \\n sha256-hex(body)``."""
+    return "\n".join((request_id, user_id, timestamp, hashlib.sha256(body).hexdigest())).encode()
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+class WebhookSigner:
+    """One Ed25519 key: signs messages and describes its public half as a JWK."""
+
+    def __init__(self, private_key: Ed25519PrivateKey | None = None) -> None:
+        self._key = private_key or Ed25519PrivateKey.generate()
+        raw = self._key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        self.x = _b64url(raw)
+        # RFC 7638 thumbprint: stable for the key, so a kid tells keys apart across restarts.
+        canonical = orjson.dumps({"crv": "Ed25519", "kty": "OKP", "x": self.x})
+        self.kid = _b64url(hashlib.sha256(canonical).digest())
+
+    def sign(self, message: bytes) -> str:
+        """Hex signature of ``message``."""
+        return self._key.sign(message).hex()
+
+    def jwk(self) -> dict[str, str]:
+        return {"kty": "OKP", "crv": "Ed25519", "x": self.x, "kid": self.kid, "use": "sig", "alg": "EdDSA"}
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        return {"keys": [self.jwk()]}
+
+
+# -- switches ----------------------------------------------------------------------------
+@dataclass
+class WebhookConfig:
+    """Faults a receiver's tests may ask for (all off by default).
+
+    ``bad_signature``: send a signature that does not verify (one byte flipped).
+    ``stale_timestamp``: sign and send a timestamp :data:`STALE_BY` seconds in the past.
+    ``duplicate``: after a successful delivery, send the identical request again.
+    """
+
+    bad_signature: bool = False
+    stale_timestamp: bool = False
+    duplicate: bool = False
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+
+# -- the dispatcher ----------------------------------------------------------------------
+class WebhookDispatcher:
+    """Watches the queue for completed requests with a webhook URL and delivers them.
+
+    Reachable as ``app.webhooks``.  ``deliveries`` is the attempt log, ``configure()``
+    sets :class:`WebhookConfig` switches, ``reset()`` forgets both and drops pending
+    retries, ``wait_for_deliveries()`` blocks (bounded) until the log holds enough entries.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.signer = WebhookSigner()
+        self.user_id = USER_ID
+        self.config = WebhookConfig()
+        self.retry_delays: tuple[float, ...] = RETRY_DELAYS
+        self.timeout = ATTEMPT_TIMEOUT
+        self._log: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
+        self._logged = threading.Condition()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._early: list[QueuedRequest] = []  # completed before the server's loop was known
+        self._advancer: asyncio.Task | None = None
+
+    # -- Python API ------------------------------------------------------------------
+    @property
+    def deliveries(self) -> list[dict[str, Any]]:
+        """Every logged attempt, oldest first (a copy)."""
+        with self._logged:
+            return list(self._log)
+
+    def configure(self, **switches: bool) -> dict[str, bool]:
+        """Set some :class:`WebhookConfig` switches; returns the whole config."""
+        unknown = sorted(set(switches) - set(WebhookConfig.names()))
+        if unknown:
+            raise ValueError(f"unknown webhook switch(es): {', '.join(unknown)}; known: {', '.join(WebhookConfig.names())}")
+        for name, value in switches.items():
+            if not isinstance(value, bool):
+                raise ValueError(f"webhook switch {name} must be true or false, not {value!r}")
+            setattr(self.config, name, value)
+        return asdict(self.config)
+
+    def reset(self) -> None:
+        """Clear the log, turn every switch off and drop deliveries still waiting to retry."""
+        with self._logged:
+            self._log.clear()
+        self.config = WebhookConfig()
+        self._early.clear()
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        if _running_loop() is loop:
+            self._cancel_deliveries()
+        else:
+            try:
+                asyncio.run_coroutine_threadsafe(_call_async(self._cancel_deliveries), loop).result(5.0)
+            except RuntimeError:  # loop no longer running
+                pass
+
+    def wait_for_deliveries(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Block until at least ``count`` attempts are logged (or ``timeout``); returns the log."""
+        with self._logged:
+            self._logged.wait_for(lambda: len(self._log) >= count, timeout)
+            return list(self._log)
+
+    # -- wiring ------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start-up hook: bind to the server's loop and start advancing the queue."""
+        self._bind(asyncio.get_running_loop())
+
+    def stop(self) -> None:
+        """Shutdown hook: stop the advancer and every pending delivery."""
+        if self._advancer is not None:
+            self._advancer.cancel()
+            self._advancer = None
+        self._cancel_deliveries()
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._loop is loop and self._advancer is not None:
+            return
+        self._loop = loop
+        self._advancer = loop.create_task(self._advance_forever())
+        early, self._early = self._early, []
+        for request in early:
+            self._spawn(request)
+
+    def _cancel_deliveries(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+    def on_change(self, request: QueuedRequest) -> None:
+        """Queue listener: schedule a delivery when a request with a webhook completes."""
+        if request.status != COMPLETED or not request.webhook_url:
+            return
+        running = _running_loop()
+        if self._loop is None and running is not None:
+            self._bind(running)  # served without a lifespan start-up: adopt the caller's loop
+        loop = self._loop
+        if loop is None:
+            self._early.append(request)
+        elif running is loop:
+            self._spawn(request)
+        else:
+            loop.call_soon_threadsafe(self._spawn, request)
+
+    def _spawn(self, request: QueuedRequest) -> None:
+        assert self._loop is not None
+        task = self._loop.create_task(self._deliver(request))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _advance_forever(self) -> None:
+        """Move the queue along on the mock's clock, so completions happen without polls."""
+        queue, clock, waiter = self.app.mock.queue, self.app.mock.clock, self.app.waiter
+        while True:
+            try:
+                queue.advance()
+            except Exception:  # never let the advancer die
+                log.exception("advancing the queue failed")
+            due = queue.next_event_time()
+            await waiter.sleep_until(clock.now() + IDLE_POLL if due is None else due, max_wait=IDLE_POLL)
+
+    # -- delivery ----------------------------------------------------------------------
+    async def _deliver(self, request: QueuedRequest) -> None:
+        url = request.webhook_url
+        assert url is not None
+        rid = request.request_id
+        try:
+            settings = self.app.settings
+            scheme, host = request.meta.get("origin") or (settings.scheme, f"{settings.host}:{settings.port}")
+            answer = await self.app.mock.result(request, self.app.env_for(scheme, host))
+            body = webhook_body(rid, answer.status, answer.body)
+            async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False, trust_env=False) as client:
+                attempt = 0
+                while True:
+                    attempt += 1
+                    at = self.app.mock.clock.now()
+                    headers = self._headers(rid, at, body)
+                    status, error = await self._post(client, url, headers, body)
+                    record = self._record(rid, url, attempt, at, headers, status, error)
+                    if status is not None and 200 <= status < 300:
+                        self._append(record, "delivered")
+                        if self.config.duplicate:
+                            again_at = self.app.mock.clock.now()
+                            status, error = await self._post(client, url, headers, body)
+                            again = self._record(rid, url, attempt, again_at, headers, status, error)
+                            again["duplicate"] = True
+                            self._append(again, "delivered" if status is not None and 200 <= status < 300 else "failed")
+                        return
+                    if attempt > len(self.retry_delays):
+                        self._append(record, "failed")
+                        return
+                    due = at + self.retry_delays[attempt - 1]
+                    record["next_attempt_at"] = due
+                    self._append(record, "retry")
+                    await self._sleep_until(due)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug here must not kill the loop or go unseen
+            log.exception("webhook delivery for %s failed", rid)
+            self._append(self._record(rid, url, 0, self.app.mock.clock.now(), {}, None, f"{type(exc).__name__}: {exc}"), "failed")
+
+    def _headers(self, request_id: str, at: float, body: bytes) -> dict[str, str]:
+        config = self.config
+        timestamp = str(int(at) - (STALE_BY if config.stale_timestamp else 0))
+        signature = self.signer.sign(signed_message(request_id, self.user_id, timestamp, body))
+        if config.bad_signature:
+            signature = f"{int(signature[:2], 16) ^ 0xFF:02x}" + signature[2:]
+        return {
+            "content-type": "application/json",
+            "user-agent": "fal-mock-webhooks",
+            "x-fal-webhook-request-id": request_id,
+            "x-fal-webhook-user-id": self.user_id,
+            "x-fal-webhook-timestamp": timestamp,
+            "x-fal-webhook-signature": signature,
+        }
+
+    async def _post(self, client: httpx.AsyncClient, url: str, headers: dict[str, str], body: bytes) -> tuple[int | None, str | None]:
+        """One POST: (status code, None) when an answer came, else (None, what went wrong)."""
+        try:
+            response = await client.post(url, content=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            return None, f"timeout after {self.timeout:g} s ({type(exc).__name__})"
+        except httpx.HTTPError as exc:
+            return None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return response.status_code, None
+
+    async def _sleep_until(self, due: float) -> None:
+        clock, waiter = self.app.mock.clock, self.app.waiter
+        while clock.now() < due:
+            await waiter.sleep_until(due, max_wait=60.0)
+
+    @staticmethod
+    def _record(request_id: str, url: str, attempt: int, at: float, headers: dict[str, str],
+                status: int | None, error: str | None) -> dict[str, Any]:
+        return {
+            "request_id": request_id,
+            "url": url,
+            "attempt": attempt,
+            "at": at,
+            "timestamp": headers.get("x-fal-webhook-timestamp"),
+            "signature": headers.get("x-fal-webhook-signature"),
+            "status_code": status,
+            "error": error,
+            "outcome": None,
+            "next_attempt_at": None,
+            "duplicate": False,
+        }
+
+    def _append(self, record: dict[str, Any], outcome: str) -> None:
+        record["outcome"] = outcome
+        with self._logged:
+            self._log.append(record)
+            self._logged.notify_all()
+
+    # -- routes --------------------------------------------------------------------------
+    async def handle_control(self, request: HttpRequest, send: Send) -> None:
+        """``/_mock/webhooks``, ``/_mock/webhooks/config``, ``/_mock/webhooks/reset``."""
+        path, method = request.path.rstrip("/"), request.method
+        if path == CONTROL_PREFIX:
+            if method != "GET":
+                await self.app.send_answer(send, fal_errors.method_not_allowed())
+                return
+            await send_bytes(send, 200, orjson.dumps(self.deliveries))
+        elif path == CONTROL_PREFIX + "/config":
+            if method == "POST":
+                try:
+                    changes = orjson.loads(await request.body(64 * 1024) or b"{}")
+                    if not isinstance(changes, dict):
+                        raise ValueError("the body must be a JSON object of switches")
+                    self.configure(**changes)
+                except (orjson.JSONDecodeError, ValueError) as exc:
+                    await self.app.send_answer(send, fal_errors.bad_request(str(exc)))
+                    return
+            elif method != "GET":
+                await self.app.send_answer(send, fal_errors.method_not_allowed())
+                return
+            await send_bytes(send, 200, orjson.dumps(asdict(self.config)))
+        elif path == CONTROL_PREFIX + "/reset":
+            if method != "POST":
+                await self.app.send_answer(send, fal_errors.method_not_allowed())
+                return
+            self.reset()
+            await send_bytes(send, 200, orjson.dumps({"status": "ok"}))
+        else:
+            await self.app.send_answer(send, fal_errors.path_not_found(request.path))
+
+    async def handle_well_known(self, request: HttpRequest, send: Send) -> None:
+        """The JWKS with the public key that verifies every webhook signature."""
+        if not request.path.endswith("/.well-known/jwks.json"):
+            await self.app.send_answer(send, fal_errors.path_not_found(request.path))
+        elif request.method not in ("GET", "HEAD"):
+            await self.app.send_answer(send, fal_errors.method_not_allowed())
+        else:
+            # The key changes at every server start: ask verifiers not to keep it.
+            await send_bytes(send, 200, orjson.dumps(self.signer.jwks()), [(b"cache-control", b"no-cache")])
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+async def _call_async(fn: Any) -> None:
+    fn()
+
+
+def install(app: Any) -> None:
+    """Hook webhook delivery into a FalMockApp's queue and mount its routes (``app.webhooks``)."""
+    dispatcher = WebhookDispatcher(app)
+    app.webhooks = dispatcher
+    app.mock.queue.on_change(dispatcher.on_change)
+    app.on_startup(dispatcher.start)
+    on_shutdown = getattr(app, "on_shutdown", None)  # not in every FalMockApp version
+    if on_shutdown is not None:
+        on_shutdown(dispatcher.stop)
+    app.mount(CONTROL_PREFIX, dispatcher.handle_control)
+    app.mount(WELL_KNOWN_PREFIX, dispatcher.handle_well_known)
+    app.mount(_REST_WELL_KNOWN, dispatcher.handle_well_known)
