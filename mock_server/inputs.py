@@ -27,12 +27,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 
-import httpx
-from PIL import Image, UnidentifiedImageError
+from typing import TYPE_CHECKING
 
 from mock_server.endpoints.base import Answer, EndpointEnv
-from mock_server.rendering import InputPreview
 from mock_server.validation import model_error_answer
+
+if TYPE_CHECKING:
+    from mock_server.rendering import InputPreview
+
+# Pillow, httpx and the renderer load on first use, not when the server starts.
 
 __all__ = [
     "ECHO_KEEP_CHARS",
@@ -116,6 +119,8 @@ def _data_uri_bytes(url: str, index: int, max_bytes: int) -> bytes:
 
 async def _fetch(url: str, index: int, env: EndpointEnv) -> bytes:
     """GET an http(s) URL with a timeout and a streamed size cap; redirects only to http(s)."""
+    import httpx
+
     max_bytes = env.fetch_max_bytes
     try:
         async with httpx.AsyncClient(timeout=env.fetch_timeout, follow_redirects=False) as client:
@@ -155,6 +160,10 @@ def _decode(data: bytes, index: int, url: str, limits: InputLimits, caption_pref
     Checking the header's dimensions before ``load()`` is the decompression-bomb guard:
     nothing larger than ``max_side`` squared is ever decoded.
     """
+    from PIL import Image, UnidentifiedImageError
+
+    from mock_server.rendering import InputPreview
+
     try:
         image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except Image.DecompressionBombError:
@@ -191,6 +200,8 @@ async def _read_one(url: str, index: int, env: EndpointEnv, limits: InputLimits)
     if scheme not in ("http", "https"):
         raise _download_error(index, url)
     if not env.allow_fetch:
+        from mock_server.rendering import InputPreview
+
         env.log(f"image_urls[{index}] is a remote URL; not fetched (fetching is off), drawn as a labelled tile")
         return InputPreview.not_fetched(url)
     data = await _fetch(url, index, env)

@@ -38,7 +38,6 @@ from mock_server.endpoints._wan25_models import (
 from mock_server.endpoints._wan25_openapi import ENDPOINT_ID, build_openapi
 from mock_server.endpoints.base import Answer, Endpoint, EndpointEnv, Parsed
 from mock_server.inputs import MAX_INPUTS_READ, InputLimits, read_inputs
-from mock_server.rendering import render_placeholder
 from mock_server.validation import field_error_answer, parse_json_body
 
 __all__ = ["Wan25ImageToImage", "output_file_name"]
@@ -132,6 +131,8 @@ class Wan25ImageToImage(Endpoint):
         """Read inputs, render ``num_images`` placeholders, register them, answer the output."""
         if not params.image_urls:  # only reachable in the published profile
             return field_error_answer("image_urls", _EMPTY_IMAGE_URLS_MSG)
+        from mock_server.rendering import render_placeholder  # Pillow loads on first use
+
         previews = await read_inputs(params.image_urls, env, self._limits)
         if isinstance(previews, Answer):
             return previews
