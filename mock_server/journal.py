@@ -11,7 +11,7 @@ import itertools
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import orjson
 
@@ -102,6 +102,11 @@ class Journal:
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
         self.dropped = 0
+        self._listeners: list[Callable[[JournalEntry], None]] = []
+
+    def on_record(self, listener: "Callable[[JournalEntry], None]") -> None:
+        """Call ``listener(entry)`` after every recorded call (on the recording thread)."""
+        self._listeners.append(listener)
 
     def new_entry(self, at: float, method: str, path: str, query: bytes,
                   raw_headers: list[tuple[bytes, bytes]]) -> JournalEntry:
@@ -113,6 +118,8 @@ class Journal:
             if len(self._entries) == self.capacity:
                 self.dropped += 1
             self._entries.append(entry)
+        for listener in self._listeners:
+            listener(entry)
 
     def entries(
         self,
