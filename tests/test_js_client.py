@@ -7,6 +7,7 @@ JS proxy route (PROTOCOL.md §8.2 C), and stops them with SIGTERM, which must ex
 - paced    ``--profile default --speed 4``                    FAL_MOCK_PACED_PROXY_URL
            (IN_QUEUE ~0.1 s, IN_PROGRESS ~0.5-1 s: subscribe sees the request move)
 - slow     ``--profile default --speed 0.01 --workers 1``     FAL_MOCK_SLOW_PROXY_URL
+- harness  ``--profile default --workers 1``                  FAL_MOCK_HARNESS_URL (journal, clock, faults)
            (a request waits ~50 s in the queue: cancel finds it queued)
 
 Needs node >= 20 and npm; installs tests/js/node_modules with ``npm ci`` when missing.
@@ -35,6 +36,8 @@ SERVERS = {
     "instant": ["--profile", "instant"],
     "paced": ["--profile", "default", "--speed", "4"],
     "slow": ["--profile", "default", "--speed", "0.01", "--workers", "1"],
+    # its own server: harness.test.mjs resets it and injects faults, which would disturb others
+    "harness": ["--profile", "default", "--workers", "1"],
 }
 
 
@@ -104,6 +107,7 @@ def test_official_js_client(js_deps: Path) -> None:
             FAL_MOCK_PROXY_URL=urls["instant"] + "/api/fal/proxy",
             FAL_MOCK_PACED_PROXY_URL=urls["paced"] + "/api/fal/proxy",
             FAL_MOCK_SLOW_PROXY_URL=urls["slow"] + "/api/fal/proxy",
+            FAL_MOCK_HARNESS_URL=urls["harness"],
         )
         try:
             run = subprocess.run(
