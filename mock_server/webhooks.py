@@ -8,8 +8,8 @@ Payload rules (fal docs, docs.fal.ai/model-endpoints/webhooks; PROTOCOL.md §6):
 - ``{"request_id", "gateway_request_id", "status", "payload"}``; ``gateway_request_id``
   equals ``request_id`` (the mock never retries a request on another runner).
 - ``status`` is ``"OK"`` when the result GET would answer 2xx, else ``"ERROR"``.
-- ``payload`` is the result GET's JSON body, byte-for-byte the same answer (the answer
-  is produced once and kept, so file URLs match too).  For ERROR it is the error body,
+- ``payload`` is the result GET's JSON body (the same answer: it is produced once and
+  kept, so file URLs match too).  For ERROR it is the error body,
   e.g. the 422 ``{"detail": [...]}``.
 - ``error`` is present only on ERROR: ``"Invalid status code: <code>"``.  fal's current
   page shows no ``error`` key on OK (an older copy showed ``"error": null``); the mock
@@ -25,8 +25,9 @@ hex-encoded in ``X-Fal-Webhook-Signature`` with ``X-Fal-Webhook-Request-Id``,
 ``X-Fal-Webhook-User-Id`` (always :data:`USER_ID`) and ``X-Fal-Webhook-Timestamp``
 (unix seconds on the mock's clock, fresh for every attempt).  The key is generated per
 server start and kept in memory; its public half is served as a JWKS at
-``/_mock/.well-known/jwks.json`` (and at ``/_mock/rest/.well-known/jwks.json``, which the
-proxy maps ``https://rest.alpha.fal.ai/.well-known/jwks.json`` to).
+``/_mock/.well-known/jwks.json``.  It is also mounted at ``/_mock/rest/.well-known/jwks.json``
+(where the proxy maps ``https://rest.alpha.fal.ai/.well-known/jwks.json``), which answers
+only when no earlier mount (storage's ``/_mock/rest/``) claims the path first.
 
 Retries ("it will retry 10 times in the span of 2 hours", fal docs): an attempt fails on a
 connection error, a timeout (:data:`ATTEMPT_TIMEOUT` real seconds) or any non-2xx answer
@@ -37,7 +38,11 @@ holds retries until it is advanced.
 
 The queue advances lazily, so a background task (started with the server) sleeps on the
 mock's clock until the queue's next event and advances it: a webhook fires when its request
-completes even if nobody polls.  Deliveries are asyncio tasks on the server's loop.
+completes even if nobody polls.  (In poll-count mode, ``--polls N``, requests only move on
+status calls, so the webhook fires at the Nth poll.)  Deliveries are asyncio tasks on the
+server's loop.  A ``model_error``/``runner_error`` fault decides the result, so the webhook
+carries that error.  The mock's reset (``POST /_mock/reset``) also clears the delivery log and
+the switches and drops pending retries.
 
 Control (mock-only) routes: ``GET /_mock/webhooks`` (the delivery log, oldest first, last
 :data:`LOG_LIMIT` attempts), ``GET|POST /_mock/webhooks/config`` (test switches, see
@@ -48,22 +53,26 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import hashlib
 import logging
 import threading
 from collections import deque
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import orjson
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mock_server import fal_errors
 from mock_server._asgi import HttpRequest, Send, send_bytes
 from mock_server.paths import REST_PREFIX
 from mock_server.queue import COMPLETED, QueuedRequest
+
+if TYPE_CHECKING:
+    import httpx
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+# httpx and cryptography load on first use (first delivery or JWKS fetch), not at server start.
 
 log = logging.getLogger("fal_mock.webhooks")
 
@@ -77,8 +86,9 @@ ATTEMPT_TIMEOUT = 10.0
 STALE_BY = 600
 #: Delivery attempts kept in the log (oldest dropped first).
 LOG_LIMIT = 1000
-#: Longest the queue advancer sleeps: submits do not wake it, so it looks again this often.
-IDLE_POLL = 0.2
+#: Longest the queue advancer sleeps (real seconds).  Submits (via the journal) and hand
+#: moves of the clock wake it at once; this only bounds a missed wake-up.
+SAFETY_POLL = 1.0
 
 CONTROL_PREFIX = "/_mock/webhooks"
 WELL_KNOWN_PREFIX = "/_mock/.well-known/"
@@ -118,7 +128,10 @@ def _b64url(data: bytes) -> str:
 class WebhookSigner:
     """One Ed25519 key: signs messages and describes its public half as a JWK."""
 
-    def __init__(self, private_key: Ed25519PrivateKey | None = None) -> None:
+    def __init__(self, private_key: "Ed25519PrivateKey | None" = None) -> None:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         self._key = private_key or Ed25519PrivateKey.generate()
         raw = self._key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         self.x = _b64url(raw)
@@ -167,7 +180,8 @@ class WebhookDispatcher:
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.signer = WebhookSigner()
+        self._signer: WebhookSigner | None = None
+        self._signer_lock = threading.Lock()
         self.user_id = USER_ID
         self.config = WebhookConfig()
         self.retry_delays: tuple[float, ...] = RETRY_DELAYS
@@ -178,8 +192,23 @@ class WebhookDispatcher:
         self._tasks: set[asyncio.Task] = set()
         self._early: list[QueuedRequest] = []  # completed before the server's loop was known
         self._advancer: asyncio.Task | None = None
+        # Bumped by reset() and stop(): a delivery started under an older generation gives up.
+        # (Cancelling alone is not enough: Python 3.11's wait_for can swallow a cancellation
+        # that arrives just as the clock waiter wakes, gh-86296.)
+        self._generation = 0
+        self._stopped = False
+        self._kick: asyncio.Event | None = None  # wakes the advancer (made on the server's loop)
 
     # -- Python API ------------------------------------------------------------------
+    @property
+    def signer(self) -> WebhookSigner:
+        """This server's signing key, made at first use and kept until the server stops."""
+        if self._signer is None:
+            with self._signer_lock:
+                if self._signer is None:
+                    self._signer = WebhookSigner()
+        return self._signer
+
     @property
     def deliveries(self) -> list[dict[str, Any]]:
         """Every logged attempt, oldest first (a copy)."""
@@ -199,6 +228,7 @@ class WebhookDispatcher:
 
     def reset(self) -> None:
         """Clear the log, turn every switch off and drop deliveries still waiting to retry."""
+        self._generation += 1
         with self._logged:
             self._log.clear()
         self.config = WebhookConfig()
@@ -208,10 +238,10 @@ class WebhookDispatcher:
             return
         if _running_loop() is loop:
             self._cancel_deliveries()
-        else:
+        elif loop.is_running():
             try:
                 asyncio.run_coroutine_threadsafe(_call_async(self._cancel_deliveries), loop).result(5.0)
-            except RuntimeError:  # loop no longer running
+            except (RuntimeError, concurrent.futures.TimeoutError):  # the loop stopped meanwhile
                 pass
 
     def wait_for_deliveries(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
@@ -223,19 +253,27 @@ class WebhookDispatcher:
     # -- wiring ------------------------------------------------------------------------
     def start(self) -> None:
         """Start-up hook: bind to the server's loop and start advancing the queue."""
+        self._stopped = False
         self._bind(asyncio.get_running_loop())
 
-    def stop(self) -> None:
-        """Shutdown hook: stop the advancer and every pending delivery."""
+    async def stop(self) -> None:
+        """Shutdown hook: stop the advancer and every pending delivery, and wait until they have."""
+        self._stopped = True
+        self._generation += 1
+        tasks = list(self._tasks)
         if self._advancer is not None:
-            self._advancer.cancel()
+            tasks.append(self._advancer)
             self._advancer = None
-        self._cancel_deliveries()
+        for task in tasks:
+            task.cancel()
+        if tasks:  # waited for, so no task is left pending on a loop that is about to stop
+            await asyncio.wait(tasks, timeout=1.0)
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._loop is loop and self._advancer is not None:
             return
         self._loop = loop
+        self._kick = asyncio.Event()
         self._advancer = loop.create_task(self._advance_forever())
         early, self._early = self._early, []
         for request in early:
@@ -261,35 +299,71 @@ class WebhookDispatcher:
             loop.call_soon_threadsafe(self._spawn, request)
 
     def _spawn(self, request: QueuedRequest) -> None:
-        assert self._loop is not None
+        if self._stopped or self._loop is None:
+            return  # the server is stopping: nothing would wait for this delivery
         task = self._loop.create_task(self._deliver(request))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def kick(self) -> None:
+        """Wake the queue advancer (from any thread): a request was submitted or the clock moved."""
+        loop, event = self._loop, self._kick
+        if loop is None or event is None or loop.is_closed():
+            return
+        if _running_loop() is loop:
+            event.set()
+        else:
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # loop closed meanwhile
+                pass
+
+    def on_journal(self, entry: Any) -> None:
+        """Journal listener: a submit may bring a request with a webhook; look at the queue."""
+        if entry.kind == "submit":
+            self.kick()
+
     async def _advance_forever(self) -> None:
-        """Move the queue along on the mock's clock, so completions happen without polls."""
-        queue, clock, waiter = self.app.mock.queue, self.app.mock.clock, self.app.waiter
-        while True:
+        """Move the queue along on the mock's clock, so completions happen without polls.
+
+        Sleeps until the queue's next event (its own timer, not the app's ClockWaiter, so it
+        neither wakes at every status change nor keeps that waiter busy), a submit, or a hand
+        move of the clock; :data:`SAFETY_POLL` bounds the sleep.
+        """
+        queue, clock, kick = self.app.mock.queue, self.app.mock.clock, self._kick
+        assert kick is not None
+        while not self._stopped:
+            kick.clear()  # before advancing: a kick from now on is not lost
             try:
                 queue.advance()
             except Exception:  # never let the advancer die
                 log.exception("advancing the queue failed")
             due = queue.next_event_time()
-            await waiter.sleep_until(clock.now() + IDLE_POLL if due is None else due, max_wait=IDLE_POLL)
+            timeout = SAFETY_POLL
+            if due is not None and not clock.frozen:
+                # a hair past the event: loop timers may fire a little early
+                timeout = min(max(due - clock.now(), 0.0) + 0.001, SAFETY_POLL)
+            try:
+                await asyncio.wait_for(kick.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
 
     # -- delivery ----------------------------------------------------------------------
     async def _deliver(self, request: QueuedRequest) -> None:
         url = request.webhook_url
         assert url is not None
         rid = request.request_id
+        generation = self._generation
         try:
             settings = self.app.settings
             scheme, host = request.meta.get("origin") or (settings.scheme, f"{settings.host}:{settings.port}")
             answer = await self.app.mock.result(request, self.app.env_for(scheme, host))
             body = webhook_body(rid, answer.status, answer.body)
+            import httpx
+
             async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False, trust_env=False) as client:
                 attempt = 0
-                while True:
+                while generation == self._generation:  # else reset or stopped meanwhile
                     attempt += 1
                     at = self.app.mock.clock.now()
                     headers = self._headers(rid, at, body)
@@ -310,7 +384,7 @@ class WebhookDispatcher:
                     due = at + self.retry_delays[attempt - 1]
                     record["next_attempt_at"] = due
                     self._append(record, "retry")
-                    await self._sleep_until(due)
+                    await self._sleep_until(due, generation)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug here must not kill the loop or go unseen
@@ -332,8 +406,10 @@ class WebhookDispatcher:
             "x-fal-webhook-signature": signature,
         }
 
-    async def _post(self, client: httpx.AsyncClient, url: str, headers: dict[str, str], body: bytes) -> tuple[int | None, str | None]:
+    async def _post(self, client: "httpx.AsyncClient", url: str, headers: dict[str, str], body: bytes) -> tuple[int | None, str | None]:
         """One POST: (status code, None) when an answer came, else (None, what went wrong)."""
+        import httpx
+
         try:
             response = await client.post(url, content=body, headers=headers)
         except httpx.TimeoutException as exc:
@@ -342,9 +418,9 @@ class WebhookDispatcher:
             return None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         return response.status_code, None
 
-    async def _sleep_until(self, due: float) -> None:
+    async def _sleep_until(self, due: float, generation: int) -> None:
         clock, waiter = self.app.mock.clock, self.app.waiter
-        while clock.now() < due:
+        while clock.now() < due and generation == self._generation:
             await waiter.sleep_until(due, max_wait=60.0)
 
     @staticmethod
@@ -429,10 +505,11 @@ def install(app: Any) -> None:
     dispatcher = WebhookDispatcher(app)
     app.webhooks = dispatcher
     app.mock.queue.on_change(dispatcher.on_change)
+    app.mock.clock.on_change(dispatcher.kick)  # a frozen clock moved by hand
+    app.mock.journal.on_record(dispatcher.on_journal)  # a submit: maybe a webhook to watch
+    app.mock.on_reset(dispatcher.reset)  # POST /_mock/reset forgets deliveries and switches too
     app.on_startup(dispatcher.start)
-    on_shutdown = getattr(app, "on_shutdown", None)  # not in every FalMockApp version
-    if on_shutdown is not None:
-        on_shutdown(dispatcher.stop)
+    app.on_shutdown(dispatcher.stop)
     app.mount(CONTROL_PREFIX, dispatcher.handle_control)
     app.mount(WELL_KNOWN_PREFIX, dispatcher.handle_well_known)
     app.mount(_REST_WELL_KNOWN, dispatcher.handle_well_known)
