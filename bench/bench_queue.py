@@ -88,6 +88,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--round-trips", type=int, default=1000)
     parser.add_argument("--smoke", action="store_true", help="1 s runs and 50 round trips")
+    parser.add_argument("--persist", action="store_true", help="serve with --state-dir (a temporary folder): persistence on")
     args = parser.parse_args()
     if args.smoke:
         args.duration, args.round_trips = 1.0, 50
@@ -95,8 +96,9 @@ def main() -> int:
         print("bench_queue: wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
 
-    with ServerProcess(["--profile", "instant", "--max-requests", "10000"]) as server, \
-            tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, \
+            ServerProcess(["--profile", "instant", "--max-requests", "10000"]
+                          + (["--state-dir", str(Path(tmp) / "state"), "--persist"] if args.persist else [])) as server:
         base = server.url
         conn = http.client.HTTPConnection("127.0.0.1", server.port)
         _, raw = request(conn, "POST", f"/queue/{ENDPOINT}", json.dumps(BODY).encode())
@@ -118,7 +120,8 @@ def main() -> int:
         trips.sort()
     targets = {"status": 4000, "submit": 2000, "result": None}
     print(f"fal-mock queue bench ({platform.node()}, {os.cpu_count()} cores, {platform.python_version()}; "
-          f"wrk -t1 -c{args.connections} -d{args.duration:g}s; server and wrk on the same machine)")
+          f"wrk -t1 -c{args.connections} -d{args.duration:g}s; server and wrk on the same machine"
+          f"{'; persistence on' if args.persist else ''})")
     print(f"{'path':<12}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'errors':>8}{'target':>10}")
     for name, row in rows.items():
         target = f">= {targets[name]:,}" if targets[name] else ""

@@ -104,6 +104,7 @@ class BackgroundServer:
             self._thread.join(timeout)
         self._server = None
         self._thread = None
+        self.mock.close()
 
     def __enter__(self) -> "BackgroundServer":
         return self.start()

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 Recipe = Callable[[], bytes]
+#: ``loader(name)``: a file this store does not hold in memory, from elsewhere (persistence).
+Loader = Callable[[str], "StoredFile | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,22 +23,47 @@ class StoredFile:
     content_type: str
 
 
+#: What a recipe costs besides the bytes it holds (closure, params, dict entry): measured ~1 KB.
+RECIPE_OVERHEAD = 1024
+
+
+def recipe_weight(recipe: Recipe) -> int:
+    """Bytes a recipe keeps alive, estimated: the overhead plus the byte strings it holds
+    (``functools.partial`` arguments, one level into tuples/lists, and their ``thumbnail``s:
+    the Wan recipe keeps up to two 128x128 RGB input thumbnails, 48 KiB each)."""
+    weight = RECIPE_OVERHEAD
+    values = list(getattr(recipe, "args", ())) + list((getattr(recipe, "keywords", None) or {}).values())
+    for value in values:
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        for item in items:
+            data = item if isinstance(item, (bytes, bytearray)) else getattr(item, "thumbnail", None)
+            if isinstance(data, (bytes, bytearray)):
+                weight += len(data)
+    return weight
+
+
 class FileStore:
     """Name -> bytes, with re-renderable recipes and bounded memory.
 
-    ``cache_bytes`` bounds the rendered-bytes cache; ``max_recipes`` bounds how many
-    rendered files stay addressable; ``upload_bytes`` bounds uploaded data.  Safe to
-    call from several threads (rendering runs in a worker thread).
+    ``cache_bytes`` bounds the rendered-bytes cache; ``max_recipes`` and ``recipe_bytes``
+    (by :func:`recipe_weight`) bound how many rendered files stay addressable (the oldest
+    recipe goes first; with persistence on, such a file is produced again from its request);
+    ``upload_bytes`` bounds uploaded data.  Safe to call from several threads (rendering
+    runs in a worker thread).
     """
 
     def __init__(
         self,
-        cache_bytes: int = 256 * 1024 * 1024,
-        max_recipes: int = 100_000,
+        cache_bytes: int = 64 * 1024 * 1024,
+        max_recipes: int = 50_000,
         upload_bytes: int = 512 * 1024 * 1024,
+        recipe_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.cache_bytes = cache_bytes
         self.max_recipes = max_recipes
+        self.recipe_bytes = recipe_bytes
+        self._weights: dict[str, int] = {}
+        self._recipe_total = 0
         self.upload_bytes = upload_bytes
         self._lock = threading.Lock()
         self._recipes: OrderedDict[str, tuple[Recipe, str]] = OrderedDict()
@@ -45,15 +72,25 @@ class FileStore:
         self._uploads: OrderedDict[str, StoredFile] = OrderedDict()
         self._uploaded = 0
         self.renders = 0  # how many times a recipe ran (first render + re-renders)
+        #: Asked for a name found neither among uploads nor recipes (persisted state); what it
+        #: returns is kept as an upload (uploads) or found registered again (re-produced outputs).
+        self.loader: Loader | None = None
+        #: Called as ``on_upload(name, data, content_type)`` after every :meth:`add_upload`.
+        self.on_upload: Callable[[str, bytes, str], None] | None = None
 
     # -- rendered files ---------------------------------------------------------
     def add_rendered(self, name: str, recipe: Recipe, content_type: str, data: bytes | None = None) -> None:
         """Register a re-renderable file; ``data`` (if already rendered) is cached."""
+        weight = recipe_weight(recipe)
         with self._lock:
             self._recipes[name] = (recipe, content_type)
             self._recipes.move_to_end(name)
-            while len(self._recipes) > self.max_recipes:
+            self._recipe_total += weight - self._weights.get(name, 0)
+            self._weights[name] = weight
+            while len(self._recipes) > 1 and (len(self._recipes) > self.max_recipes
+                                              or self._recipe_total > self.recipe_bytes):
                 old, _ = self._recipes.popitem(last=False)
+                self._recipe_total -= self._weights.pop(old, 0)
                 self._drop_cached(old)
             if data is not None:
                 self._cache_put(name, data)
@@ -75,6 +112,11 @@ class FileStore:
 
     # -- uploads ----------------------------------------------------------------
     def add_upload(self, name: str, data: bytes, content_type: str) -> None:
+        self._keep_upload(name, data, content_type)
+        if self.on_upload is not None:
+            self.on_upload(name, data, content_type)
+
+    def _keep_upload(self, name: str, data: bytes, content_type: str) -> None:
         with self._lock:
             old = self._uploads.pop(name, None)
             if old is not None:
@@ -96,13 +138,15 @@ class FileStore:
             if upload is not None:
                 return upload
             entry = self._recipes.get(name)
-            if entry is None:
-                return None
-            recipe, content_type = entry
-            data = self._cache.get(name)
-            if data is not None:
-                self._cache.move_to_end(name)
-                return StoredFile(data, content_type)
+            if entry is not None:
+                recipe, content_type = entry
+                data = self._cache.get(name)
+                if data is not None:
+                    self._cache.move_to_end(name)
+                    return StoredFile(data, content_type)
+            loader = self.loader
+        if entry is None:
+            return self._load(loader, name) if loader is not None else None
         data = recipe()  # outside the lock: rendering can take a while
         with self._lock:
             self.renders += 1
@@ -110,9 +154,21 @@ class FileStore:
                 self._cache_put(name, data)
         return StoredFile(data, content_type)
 
+    def _load(self, loader: Loader, name: str) -> StoredFile | None:
+        found = loader(name)
+        if found is None:
+            return None
+        with self._lock:
+            registered = name in self._recipes
+        if not registered:  # an upload read back: kept in memory like any upload
+            self._keep_upload(name, found.data, found.content_type)
+        return found
+
     def clear(self) -> None:
         with self._lock:
             self._recipes.clear()
+            self._weights.clear()
+            self._recipe_total = 0
             self._cache.clear()
             self._cached = 0
             self._uploads.clear()
@@ -122,6 +178,7 @@ class FileStore:
         with self._lock:
             return {
                 "rendered_files": len(self._recipes),
+                "recipe_bytes": self._recipe_total,
                 "cached_files": len(self._cache),
                 "cached_bytes": self._cached,
                 "uploaded_files": len(self._uploads),

@@ -41,6 +41,17 @@ class FalMock:
         self._apps: dict[str, Endpoint] = {}  # owner/alias (and full id) -> endpoint
         for endpoint in endpoints if endpoints is not None else build_endpoints(self.settings.validation):
             self.add_endpoint(endpoint)
+        #: The state folder's store when persistence is on (``--state-dir``), else None.
+        self.persistence = None
+        if self.settings.persist:
+            from mock_server.persistence import Persistence
+
+            self.persistence = Persistence(self, self.settings.state_dir).start()
+
+    def close(self) -> None:
+        """Write out and release persisted state (a no-op without persistence)."""
+        if self.persistence is not None:
+            self.persistence.close()
 
     # -- endpoints --------------------------------------------------------------------
     def add_endpoint(self, endpoint: Endpoint) -> None:
@@ -85,9 +96,19 @@ class FalMock:
             request.answer = fal_errors.cancelled()
             return request.answer
         if request.producing is None:
-            request.producing = asyncio.ensure_future(self.produce(request.endpoint, request.parsed, request.request_id, env))
+            request.producing = asyncio.ensure_future(self._produce_kept(request, env))
         answer = await asyncio.shield(request.producing)
         request.answer = answer
+        return answer
+
+    async def _produce_kept(self, request: QueuedRequest, env: EndpointEnv) -> Answer:
+        persistence = self.persistence
+        if persistence is None:
+            return await self.produce(request.endpoint, request.parsed, request.request_id, env)
+        names: list[str] = []  # the files this result registers, to draw them again after a restart
+        answer = await self.produce(request.endpoint, request.parsed, request.request_id,
+                                    persistence.recording_env(env, names))
+        persistence.answered(request, answer, names)
         return answer
 
     def reset(self) -> None:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import uuid
+import os
+import random
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -32,6 +33,20 @@ COMPLETED = "COMPLETED"
 CANCELLATION_REQUESTED = "CANCELLATION_REQUESTED"
 ALREADY_COMPLETED = "ALREADY_COMPLETED"
 NOT_FOUND = "NOT_FOUND"
+
+
+_ids = random.Random(os.urandom(32))
+
+
+def new_request_id() -> str:
+    """A random UUID (version 4 layout), like fal's request ids.
+
+    ``uuid.uuid4()`` reads the OS entropy pool on every call; ids only need to be
+    unique, so a generator seeded once from it is used instead (a third of the cost).
+    """
+    n = _ids.getrandbits(128) & ~(0xF000 << 64) & ~(0xC << 60) | (0x4000 << 64) | (0x8 << 60)
+    h = "%032x" % n
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +141,8 @@ class QueuedRequest:
 
 
 Listener = Callable[[QueuedRequest], None]
+#: ``recorder(kind, request)`` with kind ``"submit"``, ``"cancel"`` or ``"forget"`` (persistence).
+Recorder = Callable[[str, QueuedRequest], None]
 
 
 class RequestQueue:
@@ -158,11 +175,21 @@ class RequestQueue:
         self._seq = itertools.count()
         self.forgotten = 0  # finished requests dropped to honour max_requests
         self._listeners: list[Listener] = []
+        self._recorders: list[Recorder] = []
 
     # -- observers ----------------------------------------------------------------
     def on_change(self, listener: Listener) -> None:
         """Call ``listener(request)`` after every status change (on the caller's thread)."""
         self._listeners.append(listener)
+
+    def on_record(self, recorder: Recorder) -> None:
+        """Call ``recorder(kind, request)`` after a submit, a successful cancel, and when a
+        finished request is forgotten (``"submit"`` / ``"cancel"`` / ``"forget"``)."""
+        self._recorders.append(recorder)
+
+    def _record(self, kind: str, request: QueuedRequest) -> None:
+        for recorder in self._recorders:
+            recorder(kind, request)
 
     def _changed(self, request: QueuedRequest) -> None:
         request.version += 1
@@ -171,16 +198,34 @@ class RequestQueue:
             listener(request)
 
     # -- submit / lookup ----------------------------------------------------------
-    def submit(self, endpoint: Endpoint, parsed: Parsed | Answer, request_id: str | None = None) -> QueuedRequest:
-        """Enqueue a request (valid or not: fal accepts bad input at submit, PROTOCOL.md §3.6)."""
-        now = self.clock.now()
+    def submit(
+        self,
+        endpoint: Endpoint,
+        parsed: Parsed | Answer,
+        request_id: str | None = None,
+        *,
+        at: float | None = None,
+        eligible_at: float | None = None,
+        duration: float | None = None,
+    ) -> QueuedRequest:
+        """Enqueue a request (valid or not: fal accepts bad input at submit, PROTOCOL.md §3.6).
+
+        ``at`` / ``eligible_at`` / ``duration`` replay a recorded submit (persistence): the
+        simulation is advanced to ``at`` only, and the recorded times are kept as they were.
+        """
+        now = self.clock.now() if at is None else at
         self.advance(now)
-        request_id = request_id or str(uuid.uuid4())
-        # A request the schema rejected never reaches a model: it runs for no time.
-        duration = self.timing.duration(request_id) if isinstance(parsed, Parsed) else 0.0
-        request = QueuedRequest(request_id, endpoint, parsed, now, now + self.timing.queue_wait(), duration)
+        request_id = request_id or new_request_id()
+        if duration is None:
+            # A request the schema rejected never reaches a model: it runs for no time.
+            duration = self.timing.duration(request_id) if isinstance(parsed, Parsed) else 0.0
+        if eligible_at is None:
+            eligible_at = now + self.timing.queue_wait()
+        request = QueuedRequest(request_id, endpoint, parsed, now, eligible_at, duration)
         self._requests[request_id] = request
         self._pending.append(request)
+        if self._recorders:
+            self._record("submit", request)
         return request
 
     def get(self, request_id: str) -> QueuedRequest | None:
@@ -236,7 +281,8 @@ class RequestQueue:
                 if t_finish > now:
                     break
                 _, _, request = heapq.heappop(running)
-                heapq.heappush(idle, t_finish)
+                if len(idle) + len(running) < self.workers:  # else the worker retires
+                    heapq.heappush(idle, t_finish)
                 self._finish(request, t_finish)
             else:
                 if t_start > now:
@@ -255,8 +301,11 @@ class RequestQueue:
         self._changed(request)
         while len(self._requests) > self.max_requests and self._finished:
             old = self._finished.popleft()
-            if self._requests.pop(old, None) is not None:
+            dropped = self._requests.pop(old, None)
+            if dropped is not None:
                 self.forgotten += 1
+                if self._recorders:
+                    self._record("forget", dropped)
 
     def next_event_time(self) -> float | None:
         """When the next status change is due (None when nothing is waiting)."""
@@ -267,14 +316,15 @@ class RequestQueue:
             times.append(self._running[0][0])
         return min(times) if times else None
 
-    def cancel(self, request_id: str) -> str:
+    def cancel(self, request_id: str, *, at: float | None = None) -> str:
         """Cancel a request: CANCELLATION_REQUESTED, ALREADY_COMPLETED or NOT_FOUND.
 
         A queued request is removed from the queue; a running one is stopped (fal
         "sends a cancellation signal to the runner"; the mock's runner always obeys).
         Either way it ends COMPLETED and its result answers fal's 499 (see fal_errors.cancelled).
+        ``at`` replays a recorded cancel (persistence) at that time instead of the clock's now.
         """
-        now = self.clock.now()
+        now = self.clock.now() if at is None else at
         self.advance(now)
         request = self._requests.get(request_id)
         if request is None:
@@ -289,9 +339,13 @@ class RequestQueue:
         else:
             self._running = [entry for entry in self._running if entry[2] is not request]
             heapq.heapify(self._running)
-            heapq.heappush(self._idle, now)
+            if len(self._idle) + len(self._running) < self.workers:
+                heapq.heappush(self._idle, now)
         request.cancelled = True
         request._plan = None
+        if self._recorders:
+            request.finished_at = now  # the cancel's time, for the recorder
+            self._record("cancel", request)  # before _finish, which may forget it at once
         self._finish(request, now)
         return CANCELLATION_REQUESTED
 
@@ -324,6 +378,9 @@ class RequestQueue:
         if workers is not None and workers != self.workers:
             if workers < 1:
                 raise ValueError("workers must be >= 1")
-            busy = len(self._running)
+            # Fewer workers: idle ones leave now, busy ones when their request ends
+            # (advance only re-idles a worker while there are fewer than `workers`).
             self.workers = workers
-            self._idle = [float("-inf")] * max(workers - busy, 0)
+            keep = max(workers - len(self._running), 0)
+            self._idle = sorted(self._idle)[:keep] + [float("-inf")] * max(keep - len(self._idle), 0)
+            heapq.heapify(self._idle)

@@ -33,7 +33,10 @@ def uvicorn_config(app: FalMockApp, settings: Settings, tls_files=None, **overri
 def serve(settings: Settings, tls_files=None) -> None:
     """Serve until SIGINT/SIGTERM, then return normally (exit status 0, CLI.md)."""
     app = FalMockApp(FalMock(settings))
-    _server_class(app)(uvicorn_config(app, settings, tls_files)).run()
+    try:
+        _server_class(app)(uvicorn_config(app, settings, tls_files)).run()
+    finally:
+        app.mock.close()  # write out persisted state (no-op without --state-dir)
 
 
 def _server_class(app: FalMockApp | None = None):

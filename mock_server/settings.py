@@ -34,6 +34,8 @@ class Settings:
     auth: bool = True
     keys: tuple[str, ...] = ()  # empty: any well-formed key is accepted
     state_dir: Path = field(default_factory=default_state_dir)
+    #: Keep requests, results and uploads in ``state_dir`` across restarts (``--state-dir`` given).
+    persist: bool = False
     allow_fetch: bool = False
     fetch_timeout: float = 10.0
     fetch_max_bytes: int = 10 * 1024 * 1024  # upstream Wan limit: "File size: no more than 10MB"
@@ -41,6 +43,7 @@ class Settings:
     max_requests: int = 10_000  # finished requests kept; the oldest are forgotten first
     max_body_bytes: int = 32 * 1024 * 1024
     journal_size: int = 1000  # calls kept in the request journal; the oldest are dropped
+    admin_token: str | None = None  # when set, required on the /_mock/ control routes
     polls: int | None = None  # when set: COMPLETED on the Nth status call, whatever the clock
     queue_prefix: str = QUEUE_PREFIX
 

@@ -19,12 +19,8 @@ SCENARIOS = Path(__file__).parent / "clients" / "python_scenarios.py"
 
 
 @pytest.fixture(scope="module")
-def state_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("state")
-
-
-@pytest.fixture(scope="module")
-def fast_server(state_dir):
+def fast_server(tmp_path_factory):
+    state_dir = tmp_path_factory.mktemp("state")  # one folder per server: it also holds its saved state
     # default profile sped up 10x: ~0.05 s queued, 0.2-0.4 s in progress; the client polls every 0.1 s
     with ServerProcess(["--tls", "--state-dir", str(state_dir), "--profile", "default", "--speed", "10"]) as server:
         yield server
@@ -32,7 +28,8 @@ def fast_server(state_dir):
 
 
 @pytest.fixture(scope="module")
-def slow_server(state_dir):
+def slow_server(tmp_path_factory):
+    state_dir = tmp_path_factory.mktemp("state")
     with ServerProcess(["--tls", "--state-dir", str(state_dir), "--profile", "default", "--speed", "0.001",
                         "--workers", "1"]) as server:
         yield server
