@@ -7,7 +7,10 @@ Sources, in the order they are tried:
 3. remote ``http(s)`` URLs: fetched only when ``env.allow_fetch`` is set, otherwise drawn
    as a labelled tile (the mock never reaches out to the internet unless asked to).
 
-Failures use fal's documented model-error types (WAN25.md §3.2), at
+Failures use fal's documented model-error types (WAN25.md §3.2): ``file_download_error``,
+``file_too_large``, ``image_load_error`` (not an image, or a broken one),
+``unsupported_image_format`` (an image in a format other than PNG/JPEG/WebP/BMP),
+``image_too_small`` / ``image_too_large``, at
 ``loc ["body","image_urls",<index>]``.  The size limits are Wan's upstream input limits
 (WAN25.md §5: 384..5000 px per side, 10 MB per file), applied in both profiles: the
 published schema does not state them, but the upstream model rejects such inputs, so a
@@ -77,7 +80,7 @@ def _echo(url: str) -> str:
     return f"{url[:ECHO_KEEP_CHARS]}...({len(url)} chars)"
 
 
-def _fail(kind: str, msg: str, index: int, url: str, ctx: dict[str, int] | None = None) -> InputError:
+def _fail(kind: str, msg: str, index: int, url: str, ctx: dict[str, object] | None = None) -> InputError:
     return InputError(model_error_answer(kind, msg, ["body", "image_urls", index], ctx=ctx, input=_echo(url)))
 
 
@@ -118,18 +121,29 @@ def _data_uri_bytes(url: str, index: int, max_bytes: int) -> bytes:
 
 
 async def _fetch(url: str, index: int, env: EndpointEnv) -> bytes:
-    """GET an http(s) URL with a timeout and a streamed size cap; redirects only to http(s)."""
+    """GET an http(s) URL with a timeout and a streamed size cap; redirects only to http(s).
+
+    Every hop (the URL and each redirect) goes through :mod:`mock_server.netguard`: its host
+    is resolved once, refused when it is (or resolves to) a link-local or cloud-metadata
+    address, and the connection is pinned to the address that was checked (no DNS rebinding
+    between the check and the connect).  A refused host is a ``file_download_error``.
+    """
     import httpx
+
+    from mock_server import netguard
 
     max_bytes = env.fetch_max_bytes
     try:
         async with httpx.AsyncClient(timeout=env.fetch_timeout, follow_redirects=False) as client:
             target = url
             for _ in range(_MAX_REDIRECTS + 1):
-                async with client.stream("GET", target) as response:
+                pinned = await netguard.resolve_pinned(target, env.fetch_timeout)
+                extensions = {"sni_hostname": pinned.sni_hostname} if pinned.sni_hostname else {}
+                async with client.stream("GET", pinned.url, headers={"host": pinned.host_header},
+                                         extensions=extensions) as response:
                     if response.is_redirect:
                         location = response.headers.get("location", "")
-                        target = urljoin(target, location)
+                        target = urljoin(target, location)  # relative to the URL as named, not the IP
                         if urlsplit(target).scheme.lower() not in ("http", "https"):
                             raise _download_error(index, url)
                         continue
@@ -147,11 +161,56 @@ async def _fetch(url: str, index: int, env: EndpointEnv) -> bytes:
             raise _download_error(index, url)  # too many redirects
     except InputError:
         raise
-    except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError):
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError, asyncio.TimeoutError, netguard.BlockedAddress):
         raise _download_error(index, url) from None
 
 
 # -- decoding ---------------------------------------------------------------------------
+
+#: ``ctx.supported_formats`` and message of ``unsupported_image_format`` (WAN25.md §3.2:
+#: fal documents this type, ctx ``supported_formats``, msg "Unsupported image format.
+#: Supported formats are .jpg, .jpeg, .png, .webp.").  The list is Wan's upstream formats
+#: (WAN25.md §5: JPEG/JPG/PNG/BMP/WEBP), as extensions like the documented message; the
+#: ctx value being a list is **chosen** (fal's doc names the key, not its shape).
+SUPPORTED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+_UNSUPPORTED_MSG = "Unsupported image format. Supported formats are " + ", ".join(SUPPORTED_EXTENSIONS) + "."
+
+# Why a real image in another format is ``unsupported_image_format`` and not
+# ``image_load_error``: fal documents the former for exactly this case (a file that *is* an
+# image, in a format the model does not take), with ``ctx.supported_formats`` telling the
+# caller what to send instead; ``image_load_error`` stays for bytes that are no image at all
+# (or a broken PNG/JPEG/WebP/BMP).  The format is recognised from its signature only, so no
+# decoder for a refused format ever runs on untrusted bytes.
+_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"GIF87a", "GIF"), (0, b"GIF89a", "GIF"),
+    (0, b"II*\x00", "TIFF"), (0, b"MM\x00*", "TIFF"), (0, b"II+\x00", "TIFF"), (0, b"MM\x00+", "TIFF"),
+    (0, b"\x00\x00\x01\x00", "ICO"), (0, b"8BPS", "PSD"),
+    (0, b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG2000"), (0, b"\xffO\xffQ", "JPEG2000"),
+    (0, b"\xff\x0a", "JPEGXL"), (0, b"\x00\x00\x00\x0cJXL \r\n\x87\n", "JPEGXL"),
+    (0, b"%PDF-", "PDF"), (0, b"qoif", "QOI"), (0, b"DDS ", "DDS"),
+)
+_HEIF_BRANDS = (b"avif", b"avis", b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1")
+
+
+def _other_image_format(data: bytes) -> str | None:
+    """The name of a recognised image format outside ``ALLOWED_FORMATS``, else None."""
+    head = data[:1024]
+    for offset, magic, name in _SIGNATURES:
+        if head[offset:offset + len(magic)] == magic:
+            return name
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return "HEIF/AVIF"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<svg", b"<?xml", b"<!doctype svg", b"<!--")) and b"<svg" in text:
+        return "SVG"
+    return None
+
+
+def _unsupported_format(index: int, url: str) -> InputError:
+    return InputError(model_error_answer(
+        "unsupported_image_format", _UNSUPPORTED_MSG, ["body", "image_urls", index],
+        ctx={"supported_formats": list(SUPPORTED_EXTENSIONS)}, input=_echo(url)))
+
 
 
 def _decode(data: bytes, index: int, url: str, limits: InputLimits, caption_prefix: str) -> InputPreview:
@@ -169,6 +228,8 @@ def _decode(data: bytes, index: int, url: str, limits: InputLimits, caption_pref
     except Image.DecompressionBombError:
         raise _fail("image_too_large", "Image too large", index, url, {"max_height": limits.max_side, "max_width": limits.max_side}) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        if _other_image_format(data) is not None:
+            raise _unsupported_format(index, url) from None
         raise _fail("image_load_error", "Image load error", index, url) from None
     with image:
         width, height = image.size

@@ -195,6 +195,7 @@ class QueueStatus(BaseModel):
     response_url: str | None = Field(default=None, title="Response Url", description="The response url.")
     status_url: str | None = Field(default=None, title="Status Url", description="The status url.")
     cancel_url: str | None = Field(default=None, title="Cancel Url", description="The cancel url.")
-    logs: dict[str, Any] | None = Field(default=None, title="Logs", description="The logs.")
+    # an array of {timestamp, message, level, source, labels} on the wire (PROTOCOL.md §3.4)
+    logs: list[dict[str, Any]] | None = Field(default=None, title="Logs", description="The logs.")
     metrics: dict[str, Any] | None = Field(default=None, title="Metrics", description="The metrics.")
     queue_position: int | None = Field(default=None, title="Queue Position", description="The queue position.")
