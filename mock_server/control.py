@@ -178,10 +178,23 @@ def install(app: "FalMockApp") -> None:
         app.mount(prefix, _guarded(app, handler))
 
 
+def cross_site(request: HttpRequest) -> bool:
+    """Whether a browser sent this from another site's page (CSRF): its ``Origin`` names
+    another host than the one it reached.  Tools (curl, Node, Python) send no Origin."""
+    origin = request.header("origin")
+    if origin is None:
+        return request.header("sec-fetch-site") == "cross-site"
+    return origin.partition("://")[2].rstrip("/") != request.host
+
+
 def _guarded(app: "FalMockApp", handler):
-    """Bad control input (JSON, values) answers 400 in fal's request-error shape, never 500."""
+    """Bad control input (JSON, values) answers 400 in fal's request-error shape, never 500;
+    a state-changing call from another site's page is refused (403)."""
 
     async def guarded(request: HttpRequest, send: Send) -> None:
+        if request.method not in ("GET", "HEAD") and cross_site(request):
+            await app.send_answer(send, fal_errors.detail(403, "Cross-site requests to the control API are refused"))
+            return
         try:
             await handler(request, send)
         except (ValueError, TypeError, FaultError, orjson.JSONDecodeError) as exc:
