@@ -53,7 +53,21 @@ class HttpRequest:
         return self._headers
 
     def header(self, name: str) -> str | None:
-        return self.headers.get(name)
+        """One header's value (the first), found without decoding the others."""
+        if self._headers is not None:
+            return self._headers.get(name)
+        wanted = name.encode("latin-1")
+        for key, value in self.scope["headers"]:
+            if key == wanted or key.lower() == wanted:
+                return value.decode("latin-1")
+        return None
+
+    def raw_header(self, name: bytes) -> bytes | None:
+        """One header's raw value (``name`` lower-case), or None."""
+        for key, value in self.scope["headers"]:
+            if key == name or key.lower() == name:
+                return value
+        return None
 
     @property
     def query(self) -> dict[str, str]:
@@ -87,9 +101,9 @@ class HttpRequest:
 
     @property
     def host(self) -> str:
-        host = self.header("host")
+        host = self.raw_header(b"host")
         if host:
-            return host
+            return host.decode("latin-1")
         server = self.scope.get("server")
         if server:
             return f"{server[0]}:{server[1]}"
@@ -108,8 +122,8 @@ async def send_bytes(
     content_type: bytes = JSON,
 ) -> None:
     """Send a complete response in two ASGI messages."""
-    raw = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    raw = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
     if headers:
-        raw.extend(headers)
+        raw += headers
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})

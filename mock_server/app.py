@@ -14,18 +14,18 @@ Thin by design: it parses paths, checks auth, and turns calls on
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import sys
 import time
 import traceback
-import uuid
 from urllib.parse import urlsplit
 
 import orjson
 
 from typing import Any, Awaitable, Callable
 
-from mock_server import control, fal_errors, storage, webhooks
+from mock_server import control, dashboard, fal_errors, storage, webhooks
 from mock_server._asgi import BodyTooLarge, HttpRequest, Receive, Scope, Send, send_bytes
 from mock_server.clock import ClockWaiter
 from mock_server.endpoints.base import Answer, EndpointEnv, Parsed
@@ -41,6 +41,7 @@ from mock_server.queue import (
     IN_PROGRESS,
     IN_QUEUE,
     QueuedRequest,
+    new_request_id,
 )
 
 log = logging.getLogger("fal_mock")
@@ -77,13 +78,15 @@ class FalMockApp:
         self._shutdown: list[Callable[[], Any]] = []
         mock.queue.on_change(self._on_change)
         self._closing = False
+        self._auth_cache: tuple[Any, dict[bytes, Answer | None]] = (None, {})
         # Feature modules add their routes under /_mock/ and their start-up work here;
         # each keeps its service on the app (storage -> uploads, webhooks -> webhooks).
         self.uploads: Any = None
         self.webhooks: Any = None
         control.install(self)
+        webhooks.install(self)  # before storage: /_mock/rest/.well-known/jwks.json is its
         storage.install(self)
-        webhooks.install(self)
+        dashboard.install(self)  # last: it answers every /_mock/ path left over
 
     @property
     def settings(self) -> Settings:
@@ -244,13 +247,27 @@ class FalMockApp:
 
     def authorized(self, request: HttpRequest, proxied: bool) -> Answer | None:
         """None when the caller may proceed, else fal's 401 answer."""
-        if not self.settings.auth:
+        settings = self.settings
+        if not settings.auth:
             return None
-        value = request.header("authorization")
-        if value is None:
+        raw = request.raw_header(b"authorization")
+        if raw is None:
             if proxied:
                 return None  # the server proxy adds the server's own key (fal-js libs/proxy)
             return fal_errors.unauthorized("Missing authorization header")
+        # A client sends the same header on every poll: remember the verdict per value
+        # (per settings object, so a configure() that changes keys starts afresh).
+        cache = self._auth_cache
+        if cache[0] is not settings:
+            cache = self._auth_cache = (settings, {})
+        verdict = cache[1].get(raw, _UNSEEN)
+        if verdict is _UNSEEN:
+            verdict = self._check_key(raw.decode("latin-1"))
+            if len(cache[1]) < 1024:
+                cache[1][raw] = verdict
+        return verdict
+
+    def _check_key(self, value: str) -> Answer | None:
         scheme, _, key = value.partition(" ")
         key = key.strip()
         scheme = scheme.lower()
@@ -340,7 +357,7 @@ class FalMockApp:
         ``(None, send)``; ``send`` may be wrapped (a truncating fault).
         """
         faults = self.mock.faults
-        if not faults.rules:
+        if not faults.active:
             return None, send
         fault = faults.match(call, (lambda: _prompt_of(body)) if body is not None else None)
         if fault is None:
@@ -454,7 +471,7 @@ class FalMockApp:
         if queued is None:
             await self._send_answer(send, fal_errors.status_not_found())
             return
-        with_logs = request.query.get("logs", "0") in _TRUE if request.raw_query else False
+        with_logs = _logs_flag(request)
         if self.mock.queue.polls is not None:
             self.mock.queue.observe(queued)
         completed = queued.status == COMPLETED
@@ -502,7 +519,7 @@ class FalMockApp:
         if queued is None:
             await self._send_answer(send, fal_errors.status_not_found())
             return
-        with_logs = request.query.get("logs", "0") in _TRUE
+        with_logs = _logs_flag(request)
         waiter = self._ensure_waiter()
         disconnected = asyncio.Event()
 
@@ -557,7 +574,7 @@ class FalMockApp:
             await self._send_answer(send, fal_errors.method_not_allowed())
             return
         body = await request.body(self.settings.max_body_bytes)
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         self._note(request, "run", endpoint.endpoint_id, request_id)
         fault, send = await self._inject("run", request, send, request_id, body)
         if fault is _HANDLED:
@@ -612,6 +629,9 @@ class FalMockApp:
         if path.startswith(FILES_PREFIX) and method in ("GET", "HEAD"):
             await self._file(request, send, path[len(FILES_PREFIX):])
             return
+        if not _admin_allowed(self.settings.admin_token, request, path):
+            await self._send_answer(send, fal_errors.detail(401, "Admin token required"))
+            return
         for prefix, handler in self._mounts:
             if path.startswith(prefix):
                 await handler(request, send)
@@ -645,6 +665,7 @@ class FalMockApp:
         return self._ensure_waiter()
 
 
+_UNSEEN = object()
 _HANDLED = object()  # _inject's marker: the fault already answered the call
 # (action after the request id, method) -> the call's name in the journal and fault rules
 _QUEUE_CALLS = {
@@ -658,6 +679,18 @@ _QUEUE_ACTIONS = frozenset(action for action, _ in _QUEUE_CALLS)
 _JOURNALED_MOCK_PATHS = (FILES_PREFIX, REST_PREFIX, CDN_PREFIX)
 
 
+# The query strings the official clients send (PROTOCOL.md §3.4), answered without parsing.
+_LOGS_QUERIES = {b"": False, b"logs=0": False, b"logs=false": False, b"logs=1": True, b"logs=true": True}
+
+
+def _logs_flag(request: HttpRequest) -> bool:
+    """``?logs=`` as 1/0/true/false (Python sends true/false, JS and fal.apps 1/0)."""
+    flag = _LOGS_QUERIES.get(request.raw_query)
+    if flag is None:
+        flag = request.query.get("logs", "0") in _TRUE
+    return flag
+
+
 def _prompt_of(body: bytes | None) -> str | None:
     """The ``prompt`` of a JSON request body, for fault rules that match on it."""
     if not body:
@@ -668,6 +701,21 @@ def _prompt_of(body: bytes | None) -> str | None:
         return None
     prompt = data.get("prompt") if isinstance(data, dict) else None
     return prompt if isinstance(prompt, str) else None
+
+
+# open even with an admin token: health, and the stand-ins for fal's own hosts
+_ADMIN_OPEN = ("/_mock/health", FILES_PREFIX, REST_PREFIX, CDN_PREFIX)
+
+
+def _admin_allowed(token: str | None, request: HttpRequest, path: str) -> bool:
+    """Whether a /_mock/ control call may proceed (always, unless an admin token is set)."""
+    if not token or path.startswith(_ADMIN_OPEN):
+        return True
+    given = request.header("x-fal-mock-admin-token")
+    if given is None:
+        scheme, _, value = (request.header("authorization") or "").partition(" ")
+        given = value.strip() if scheme.lower() == "bearer" else ""
+    return hmac.compare_digest(given.encode(), token.encode())
 
 
 def _requests_index(segments: list[str]) -> int:

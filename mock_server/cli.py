@@ -6,6 +6,7 @@ that point the official clients at a server started with the same flags.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -23,11 +24,18 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     auth = parser.add_mutually_exclusive_group()
     auth.add_argument("--keys", default=None, help="comma-separated keys (id:secret) accepted; default: any well-formed key")
     auth.add_argument("--no-auth", action="store_true", help="accept requests without an Authorization header")
-    parser.add_argument("--state-dir", type=Path, default=None, help="folder for the TLS CA (default $FAL_MOCK_STATE_DIR or ~/.local/state/fal-mock)")
+    parser.add_argument("--state-dir", type=Path, default=None,
+                        help="keep requests, results, uploads and the TLS CA in DIR across restarts (SQLite + files); "
+                             "without it state is in memory and the CA lives in $FAL_MOCK_STATE_DIR or ~/.local/state/fal-mock")
+    parser.add_argument("--persist", action="store_true",
+                        help="persist in the default state folder (implied by --state-dir)")
     parser.add_argument("--allow-fetch", action="store_true", help="fetch remote image_urls (http/https only, with timeout and size cap)")
     parser.add_argument("--validation", choices=("documented", "published"), default="documented",
                         help="input rules: the model page's (documented, default) or the published schema's")
     parser.add_argument("--max-requests", type=int, default=10_000, help="finished requests kept before the oldest are forgotten")
+    parser.add_argument("--admin-token", default=os.environ.get("FAL_MOCK_ADMIN_TOKEN"),
+                        help="token for the /_mock/ control API (Authorization: Bearer T or X-Fal-Mock-Admin-Token: T); "
+                             "required off loopback: generated and printed when not given")
     parser.add_argument("--journal-size", type=int, default=1000, help="calls kept in the request journal (default 1000)")
     parser.add_argument("--polls", type=int, default=None, metavar="N",
                         help="complete each request on its Nth status call instead of by the clock")
@@ -41,7 +49,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise SystemExit("fal-mock: --speed must be greater than 0")
     if args.polls is not None and args.polls < 1:
         raise SystemExit("fal-mock: --polls must be at least 1")
+    admin_token = args.admin_token
+    if admin_token is None and not _is_loopback(args.host):
+        import secrets
+
+        admin_token = secrets.token_urlsafe(24)  # never leave the control API open off loopback
     return Settings(
+        admin_token=admin_token,
         host=args.host,
         port=args.port,
         tls=args.tls,
@@ -51,6 +65,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         auth=not args.no_auth,
         keys=keys,
         state_dir=args.state_dir or default_state_dir(),
+        # issue 6 / CLI.md: an explicit --state-dir is the opt-in to persistence
+        persist=args.persist or (args.state_dir is not None and getattr(args, "command", "serve") == "serve"),
         allow_fetch=args.allow_fetch,
         validation=args.validation,
         max_requests=args.max_requests,
@@ -59,12 +75,19 @@ def settings_from(args: argparse.Namespace) -> Settings:
     )
 
 
+def _is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1", "[::1]") or host.startswith("127.")
+
+
 def banner_lines(settings: Settings, tls_files=None) -> list[str]:
     """The export lines, then the proxy and health URLs (CLI.md)."""
     from mock_server.shell_env import export_lines
 
     lines = export_lines(settings.host, settings.port, key=settings.client_key, tls=tls_files, queue_prefix=settings.queue_prefix)
     lines.append(f"# JS client (Node): fal.config({{ proxyUrl: {{ url: \"{settings.base_url}/api/fal/proxy\", when: \"always\" }} }})")
+    lines.append(f"# dashboard: {settings.base_url}/_mock/")
+    if settings.admin_token:
+        lines.append(f"# admin token (for /_mock/): {settings.admin_token}")
     lines.append(f"# health: {settings.base_url}/_mock/health")
     return lines
 
@@ -90,9 +113,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for line in banner_lines(settings, tls_files):
         print(line)
     sys.stdout.flush()
+    from mock_server.persistence import StateDirBusy
     from mock_server.server import serve
 
-    serve(settings, tls_files)
+    try:
+        serve(settings, tls_files)
+    except StateDirBusy as exc:
+        print(exc, file=sys.stderr)
+        return 1
     return 0
 
 

@@ -91,6 +91,7 @@ class ClockWaiter:
         self._clock = clock
         self._loop = loop
         self._event = asyncio.Event()
+        self._sleepers = 0
         clock.on_change(self._poke)
 
     def _poke(self) -> None:
@@ -100,8 +101,9 @@ class ClockWaiter:
             pass
 
     def _wake(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
+        if self._sleepers:  # nothing to do (the common case on the hot path) without sleepers
+            self._event.set()
+            self._event = asyncio.Event()
 
     def notify(self) -> None:
         """Wake every sleeper (call on the loop's thread), e.g. after a state change."""
@@ -115,7 +117,10 @@ class ClockWaiter:
             return
         event = self._event
         wait = max_wait if self._clock.frozen else min(delay, max_wait)
+        self._sleepers += 1
         try:
             await asyncio.wait_for(event.wait(), timeout=max(wait, 0.0))
         except asyncio.TimeoutError:
             pass
+        finally:
+            self._sleepers -= 1

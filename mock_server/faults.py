@@ -255,6 +255,11 @@ class FaultPlan:
     def rules(self) -> list[FaultRule]:
         return list(self._rules)
 
+    @property
+    def active(self) -> bool:
+        """Whether any rule is in force (checked on every call: no copy, no lock)."""
+        return bool(self._rules)
+
     def remove(self, rule_id: str) -> bool:
         with self._lock:
             before = len(self._rules)

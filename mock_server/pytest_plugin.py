@@ -58,6 +58,9 @@ class FalMockFixture:
         self.clock = self.mock.clock
         self.faults = self.mock.faults
         self.journal = self.mock.journal
+        #: Webhook deliveries and switches: ``configure(bad_signature=...)``, ``deliveries``,
+        #: ``wait_for_deliveries(n)``.
+        self.webhooks = server.app.webhooks
 
     # -- steering ---------------------------------------------------------------------
     def configure(self, **options: Any) -> None:

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from mock_server.endpoints.base import Answer
@@ -47,6 +49,8 @@ ERRORS_DOC_URL = "https://docs.fal.ai/errors/#"
 # FastAPI answers a body it cannot decode at all (invalid UTF-8, numbers with more than
 # 4300 digits, nesting deeper than json's recursion limit) with a 400 from its generic
 # ``except Exception`` branch in ``fastapi/routing.py``; fal does not override it.
+_NOT_PARSED = object()
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 _UNPARSABLE_BODY = Answer(400, b'{"detail":"There was an error parsing the body"}')
 # What fal's catch-all handler sends for anything unexpected (fal SDK ``_build_app``).
 _INTERNAL_ERROR = Answer(500, b'{"detail":"Internal Server Error"}')
@@ -142,8 +146,18 @@ def parse_json_body(body: bytes, adapter: TypeAdapter[T]) -> T | Answer:
         return schema_error_answer(
             [{"type": "missing", "loc": (), "msg": "Field required", "input": None}]
         )
+    # orjson refuses what json.loads alone accepts (NaN, a BOM, UTF-16) and agrees on the
+    # rest, except that it turns integers beyond 64 bits into floats: a body with a run
+    # of 19+ digits goes to the stdlib parser (FastAPI's), which decides every odd body.
+    data = _NOT_PARSED
+    if _LONG_DIGITS.search(body) is None:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
     try:
-        data = json.loads(body)
+        if data is _NOT_PARSED:
+            data = json.loads(body)
     except json.JSONDecodeError as exc:
         return schema_error_answer(
             [{"type": "json_invalid", "loc": (exc.pos,), "msg": "JSON decode error", "input": {}, "ctx": {"error": exc.msg}}]
