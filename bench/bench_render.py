@@ -45,4 +45,6 @@ def main(repeats: int = 21) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 21)
+    # python bench/bench_render.py [REPEATS]   (--smoke: 3 repeats, for CI)
+    arg = sys.argv[1] if len(sys.argv) > 1 else "21"
+    main(3 if arg == "--smoke" else int(arg))

@@ -1,0 +1,35 @@
+"""Every benchmark still runs (issue 8: CI runs a short smoke of each so none can rot).
+
+The figures they print are for people (README "Performance"); these tests only check
+that each bench completes and prints its table, never a speed.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+SMOKES = {
+    "bench_app.py": (["--n", "2000"], "µs/request"),
+    "bench_render.py": (["--smoke"], "5000x5000"),
+    "bench_fixture.py": (["--trials", "2", "--polls", "50"], "server start"),
+    "bench_queue.py": (["--smoke"], "round trip"),
+    "bench_soak.py": (["--smoke"], "RSS"),
+    "bench_load.py": (["--smoke"], "lost"),
+    "bench_dashboard.py": (["--smoke"], "first paint"),
+}
+
+
+@pytest.mark.parametrize("script", sorted(SMOKES))
+def test_bench_smoke(script: str) -> None:
+    args, expected = SMOKES[script]
+    if script == "bench_queue.py" and shutil.which("wrk") is None:
+        pytest.fail("bench_queue.py needs wrk on PATH (Debian: apt-get install wrk)", pytrace=False)
+    done = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{script} failed:\n{done.stdout}\n{done.stderr}"
+    assert expected in done.stdout, f"{script} printed no table:\n{done.stdout}"
