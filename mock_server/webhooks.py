@@ -319,8 +319,11 @@ class WebhookDispatcher:
                 pass
 
     def on_journal(self, entry: Any) -> None:
-        """Journal listener: a submit may bring a request with a webhook; look at the queue."""
-        if entry.kind == "submit":
+        """Journal listener: a submit with ``?fal_webhook=`` brings a request to watch.
+
+        Only those wake the advancer: a wake-up per submit would cost every submit a task
+        switch on the hot path."""
+        if entry.kind == "submit" and "fal_webhook=" in entry.query:
             self.kick()
 
     async def _advance_forever(self) -> None:

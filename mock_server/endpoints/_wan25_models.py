@@ -155,7 +155,7 @@ def build_models(profile: Profile) -> tuple[type[Wan25Input], type[ImageSizeBase
 class ImageFile(BaseModel):
     """One output image (fal-js ``ImageFile``; WAN25.md §1.2). Schema only: the body is built by hand."""
 
-    model_config = ConfigDict(title="ImageFile")
+    model_config = ConfigDict(title="ImageFile", defer_build=True)  # built when the OpenAPI is first served
 
     url: str = Field(title="Url", description="The URL where the file can be downloaded from.")
     content_type: str | None = Field(default=None, title="Content Type", description="The mime type of the file.", examples=["image/png"])
@@ -171,7 +171,8 @@ class ImageFile(BaseModel):
 class Wan25PreviewImageToImageOutput(BaseModel):
     """The 200 body (WAN25.md §1.2)."""
 
-    model_config = ConfigDict(title="ImageToImageOutput", json_schema_extra={"description": "Output for image editing"})
+    model_config = ConfigDict(title="ImageToImageOutput", json_schema_extra={"description": "Output for image editing"},
+                              defer_build=True)
 
     images: list[ImageFile] = Field(
         title="Images", description="The edited images",
@@ -188,7 +189,7 @@ class Wan25PreviewImageToImageOutput(BaseModel):
 class QueueStatus(BaseModel):
     """fal's queue status object as served in every queue OpenAPI (PROTOCOL.md §3.4)."""
 
-    model_config = ConfigDict(title="QueueStatus")
+    model_config = ConfigDict(title="QueueStatus", defer_build=True)
 
     status: Literal["IN_QUEUE", "IN_PROGRESS", "COMPLETED"] = Field(title="Status")
     request_id: str = Field(title="Request Id", description="The request id.")
