@@ -18,7 +18,6 @@ True: at teardown, a one-shot fault that never fired fails the test).
 """
 from __future__ import annotations
 
-import os
 from typing import Any, Iterator
 
 import pytest

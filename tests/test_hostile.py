@@ -8,20 +8,18 @@ result and output file are checked byte for byte against what the endpoint rende
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
 import json
 import re
 import socket
-import struct
 import threading
 import time
 import tracemalloc
-import zlib
 
 import httpx
 import pytest
 from PIL import Image
+from sample_images import bomb_png, data_uri, png
 
 from mock_server import inputs
 from mock_server.background import BackgroundServer
@@ -38,25 +36,6 @@ FETCH_CAP = 10 * 1024 * 1024  # Settings.fetch_max_bytes default
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def png(width: int = 400, height: int = 400) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), (10, 200, 30)).save(out, "PNG")
-    return out.getvalue()
-
-
-def bomb_png(width: int, height: int) -> bytes:
-    """A ~70-byte PNG whose IHDR declares ``width`` x ``height`` (a decompression bomb's header)."""
-    data = bytearray(png(1, 1))
-    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
-    data[16:29] = ihdr
-    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
-    return bytes(data)
-
-
-def data_uri(data: bytes, mime: str = "image/png") -> str:
-    return f"data:{mime};base64," + base64.b64encode(data).decode()
 
 
 def encoded(fmt: str) -> bytes:

@@ -2,43 +2,20 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
 import json
-import struct
 import threading
-import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import quote_from_bytes
 
 import pytest
-from PIL import Image
+from sample_images import bomb_png, data_uri, png
 
 from mock_server.endpoints.base import Answer, EndpointEnv
 from mock_server.files import FileStore
 from mock_server.inputs import ECHO_KEEP_CHARS, read_inputs
 from mock_server.rendering import InputPreview
-
-
-def png(width: int = 400, height: int = 400, fmt: str = "PNG") -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), (10, 200, 30)).save(out, fmt)
-    return out.getvalue()
-
-
-def bomb_png(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims ``width`` x ``height``."""
-    data = bytearray(png(1, 1))
-    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
-    data[16:29] = ihdr
-    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
-    return bytes(data)
-
-
-def data_uri(data: bytes, mime: str = "image/png") -> str:
-    return f"data:{mime};base64," + base64.b64encode(data).decode()
 
 
 ROUTES: dict[str, tuple[int, dict[str, str], bytes]] = {

@@ -84,7 +84,7 @@ def test_queue_delay_keeps_a_request_queued_even_with_a_free_worker():
 
 def test_cancel_of_a_queued_request_removes_it_and_moves_the_rest_up():
     queue, clock = make_queue(workers=1)
-    a, b, c = submit(queue), submit(queue), submit(queue)
+    _, b, c = submit(queue), submit(queue), submit(queue)
     assert queue.cancel(b.request_id) == CANCELLATION_REQUESTED
     assert b.status == COMPLETED and b.cancelled
     assert queue.queue_position(c) == 0

@@ -18,7 +18,6 @@ import pytest
 from PIL import Image
 
 from mock_server import netguard
-from mock_server.cli import main as cli_main  # noqa: F401  (the CLI module imports cleanly)
 from mock_server.endpoints.base import Answer, EndpointEnv
 from mock_server.files import FileStore
 from mock_server.inputs import read_inputs
@@ -226,7 +225,7 @@ def test_an_admin_token_guards_the_control_api_but_not_health_or_files():
 
 
 def test_off_loopback_a_token_is_generated_and_printed_when_none_is_given():
-    from mock_server.cli import banner_lines, main  # noqa: F401
+    from mock_server.cli import banner_lines
     import argparse
 
     from mock_server import cli
