@@ -211,13 +211,10 @@ def test_parse_never_raises_for_any_bytes(body: bytes) -> None:
 # -- OpenAPI ------------------------------------------------------------------------------
 
 def _reconstructed_component() -> dict[str, Any]:
-    """The reconstructed input component, read from WAN25.md §1.1 itself."""
-    text = (Path(__file__).resolve().parents[2] / "shared" / "spec" / "WAN25.md")
-    if not text.exists():
-        pytest.skip("WAN25.md not available")
-    section = text.read_text().split("Reconstructed component.", 1)[1]
-    block = section.split("```json", 1)[1].split("```", 1)[0]
-    return json.loads(block)["Wan25PreviewImageToImageInput"]
+    """The reconstructed input component of WAN25.md §1.1, as kept in fixtures/published/."""
+    path = Path(__file__).resolve().parents[1] / "fixtures" / "published" / "input_component.json"
+    data = json.loads(path.read_text("utf-8"))
+    return data.get("Wan25PreviewImageToImageInput", data)
 
 
 def test_openapi_input_component_matches_the_reconstruction() -> None:
