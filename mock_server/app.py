@@ -33,7 +33,7 @@ from mock_server.faults import Fault
 from mock_server.journal import BODY_KEEP
 from mock_server.mock import FalMock, app_of
 from mock_server.settings import Settings
-from mock_server.paths import CDN_PREFIX, FILES_PREFIX, PROXY_PATH, REST_PREFIX
+from mock_server.paths import CDN_PREFIX, FILES_PREFIX, PROXY_PATH, REST_PREFIX, own_file_name
 from mock_server.queue import (
     ALREADY_COMPLETED,
     CANCELLATION_REQUESTED,
@@ -600,22 +600,12 @@ class FalMockApp:
     def env_for(self, scheme: str, host: str) -> EndpointEnv:
         """What an endpoint needs to produce a result for a caller who reached us as ``scheme://host``."""
         files_base = f"{scheme}://{host}{FILES_PREFIX}"
-        port = self.settings.port
-
-        def own_file_name(url: str) -> str | None:
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.path.startswith(FILES_PREFIX):
-                return None
-            if (parts.hostname or "") not in _LOOPBACK and parts.hostname != self.settings.host:
-                return None
-            if parts.port not in (port, None) and parts.netloc != host:
-                return None
-            return parts.path[len(FILES_PREFIX):]
+        settings = self.settings
 
         return EndpointEnv(
             files=self.mock.files,
             file_url=lambda name: files_base + name,
-            own_file_name=own_file_name,
+            own_file_name=lambda url: own_file_name(url, host=settings.host, port=settings.port, caller_host=host),
             allow_fetch=self.settings.allow_fetch,
             fetch_timeout=self.settings.fetch_timeout,
             fetch_max_bytes=self.settings.fetch_max_bytes,

@@ -51,7 +51,7 @@ import orjson
 
 from mock_server import fal_errors
 from mock_server._asgi import HttpRequest, Send, send_bytes
-from mock_server.paths import FILES_PREFIX
+from mock_server.paths import FILES_PREFIX, own_file_name
 from mock_server.queue import COMPLETED, IN_PROGRESS, IN_QUEUE, QueuedRequest
 
 if TYPE_CHECKING:
@@ -495,20 +495,10 @@ class Dashboard:
 
     def own_file(self, url: str, host: str) -> str | None:
         """``/_mock/files/<name>`` when ``url`` is one of this mock's stored files, else None."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.path.startswith(FILES_PREFIX):
-            return None
         settings = self.mock.settings
-        hostname = parts.hostname or ""
-        if hostname not in _LOOPBACK and hostname != settings.host and parts.netloc != host:
+        name = own_file_name(url, host=settings.host, port=settings.port, caller_host=host)
+        if name is None:
             return None
-        try:
-            port = parts.port
-        except ValueError:
-            return None
-        if port not in (settings.port, None) and parts.netloc != host:
-            return None
-        name = parts.path[len(FILES_PREFIX):]
         if not name or "/" in name or name.startswith(".") or self.mock.files.get(name) is None:
             return None
         return FILES_PREFIX + name

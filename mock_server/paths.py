@@ -4,3 +4,29 @@ FILES_PREFIX = "/_mock/files/"  # stored files: rendered outputs and uploads
 REST_PREFIX = "/_mock/rest/"  # stands for https://rest.fal.ai/ (storage initiate, CDN token)
 CDN_PREFIX = "/_mock/cdn/"  # stands for https://v3.fal.media/ (CDN uploads)
 PROXY_PATH = "/api/fal/proxy"  # fal's server-proxy convention (fal-js libs/proxy)
+
+_LOOPBACK_HOSTS = frozenset(("127.0.0.1", "localhost", "::1"))
+
+
+def own_file_name(url: str, *, host: str, port: int, caller_host: str) -> str | None:
+    """The stored file's name when ``url`` points at one of this mock's files, else None.
+
+    Its files are reached as ``http(s)://<loopback, the bound host, or the host the caller
+    used>[:<our port>]/_mock/files/<name>``; anything else (another port, another
+    machine, a malformed URL) is not ours.
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        url_port = parts.port
+    except ValueError:  # e.g. a port out of range
+        return None
+    if parts.scheme not in ("http", "https") or not parts.path.startswith(FILES_PREFIX):
+        return None
+    hostname = parts.hostname or ""
+    if hostname not in _LOOPBACK_HOSTS and hostname != host and parts.netloc != caller_host:
+        return None
+    if url_port not in (port, None) and parts.netloc != caller_host:
+        return None
+    return parts.path[len(FILES_PREFIX):]

@@ -210,3 +210,9 @@ def test_a_fault_that_never_fired_fails_the_test_at_teardown(pytester):
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*fault rule(s) never fired*"])
+
+
+def test_a_malformed_own_file_url_is_an_ordinary_remote_input_not_a_500(fal_mock):
+    # port out of range: urlsplit(...).port raises; it must not reach the client as a 500
+    result = fal_client.run(APP, {**ARGS, "image_urls": ["http://127.0.0.1:99999/_mock/files/x.png"]})
+    assert result["seeds"] == [3] and len(result["images"]) == 1
