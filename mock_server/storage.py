@@ -36,7 +36,7 @@ import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 
@@ -268,20 +268,28 @@ class StorageService:
             "storage/upload/initiate-multipart": self._initiate_multipart,
         }
         handler = handlers.get(route)
-        if handler is None:
+        if await self._admit_post(request, send, handler is not None, self._rest_check):
+            await handler(request, send)
+
+    def _rest_check(self, request: HttpRequest) -> Answer | None:
+        return self._key_auth(request) or self._storage_type(request)
+
+    async def _admit_post(self, request: HttpRequest, send: Send, known: bool,
+                          check: Callable[[HttpRequest], Answer | None]) -> bool:
+        """The gate of the POST-only storage routes: unknown path 404, CORS preflight 204,
+        another method 405, then ``check`` (auth); True when the handler should run."""
+        if not known:
             await self._answer(send, fal_errors.path_not_found(request.path))
-            return
-        if request.method == "OPTIONS":
+        elif request.method == "OPTIONS":
             await send_bytes(send, 204, b"", _PREFLIGHT)
-            return
-        if request.method != "POST":
+        elif request.method != "POST":
             await self._answer(send, fal_errors.method_not_allowed())
-            return
-        denied = self._key_auth(request) or self._storage_type(request)
-        if denied is not None:
+        else:
+            denied = check(request)
+            if denied is None:
+                return True
             await self._answer(send, denied)
-            return
-        await handler(request, send)
+        return False
 
     async def _issue_token(self, request: HttpRequest, send: Send) -> None:
         await request.body(JSON_BODY_MAX_BYTES)  # `{}`; read so the connection stays clean
@@ -334,18 +342,8 @@ class StorageService:
     # -- v3.fal.media ----------------------------------------------------------------------
     async def cdn(self, request: HttpRequest, send: Send) -> None:
         route = request.path[len(CDN_PREFIX):].strip("/")
-        if route not in ("files/upload", "files/upload/multipart"):
-            await self._answer(send, fal_errors.path_not_found(request.path))
-            return
-        if request.method == "OPTIONS":
-            await send_bytes(send, 204, b"", _PREFLIGHT)
-            return
-        if request.method != "POST":
-            await self._answer(send, fal_errors.method_not_allowed())
-            return
-        denied = self._token_auth(request)
-        if denied is not None:
-            await self._answer(send, denied)
+        known = route in ("files/upload", "files/upload/multipart")
+        if not await self._admit_post(request, send, known, self._token_auth):
             return
         content_type = clean_content_type(request.header("content-type"))
         original = request.header("x-fal-file-name")
