@@ -66,6 +66,14 @@ def _answer_headers(answer: Answer, request_id: str | None = None) -> list[tuple
     return headers
 
 
+async def _run_hooks(hooks: list[Callable[[], Any]]) -> None:
+    """Call each hook in order, awaiting those that return a coroutine."""
+    for hook in hooks:
+        result = hook()
+        if asyncio.iscoroutine(result):
+            await result
+
+
 class FalMockApp:
     """The ASGI application serving one :class:`FalMock`."""
 
@@ -84,7 +92,7 @@ class FalMockApp:
         self.uploads: Any = None
         self.webhooks: Any = None
         control.install(self)
-        webhooks.install(self)  # before storage: /_mock/rest/.well-known/jwks.json is its
+        webhooks.install(self)  # before storage, whose /_mock/rest/ mount would hide the JWKS path
         storage.install(self)
         dashboard.install(self)  # last: it answers every /_mock/ path left over
 
@@ -121,16 +129,10 @@ class FalMockApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self._ensure_waiter()
-                for hook in self._startup:
-                    result = hook()
-                    if asyncio.iscoroutine(result):
-                        await result
+                await _run_hooks(self._startup)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                for hook in self._shutdown:
-                    result = hook()
-                    if asyncio.iscoroutine(result):
-                        await result
+                await _run_hooks(self._shutdown)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -309,7 +311,7 @@ class FalMockApp:
                 body = await request.body(self.settings.max_body_bytes)
                 fault, send = await self._inject("submit", request, send, None, body)
                 if fault is not _HANDLED:
-                    await self._submit(request, send, endpoint, queue_base, fault)
+                    await self._submit(request, send, endpoint, body, queue_base, fault)
             return
         app_path = "/".join(segments[:index])
         tail = segments[index + 1:]
@@ -414,8 +416,8 @@ class FalMockApp:
             return None  # the id exists, but under another app
         return found
 
-    async def _submit(self, request: HttpRequest, send: Send, endpoint, queue_base: str, fault: Fault | None) -> None:
-        body = await request.body(self.settings.max_body_bytes)
+    async def _submit(self, request: HttpRequest, send: Send, endpoint, body: bytes, queue_base: str,
+                      fault: Fault | None) -> None:
         parsed = endpoint.parse(body)
         queued = self.mock.queue.submit(endpoint, parsed)
         if request.entry is not None:
@@ -427,28 +429,16 @@ class FalMockApp:
             queued.webhook_url = webhook
         queued.meta["origin"] = (request.scheme, request.host)
         rid = queued.request_id
-        base = f"{queue_base}/{app_of(endpoint.endpoint_id)}/requests/{rid}"
         payload = orjson.dumps({
             "status": IN_QUEUE,
-            "request_id": rid,
-            "response_url": base,
-            "status_url": base + "/status",
-            "cancel_url": base + "/cancel",
+            **_request_urls(queue_base, app_of(endpoint.endpoint_id), rid),
             "queue_position": self.mock.queue.queue_position(queued),
         })
         await send_bytes(send, 200, payload, [(b"x-fal-request-id", rid.encode())])
 
     def _status_body(self, queued: QueuedRequest, queue_base: str, app_path: str, with_logs: bool, now: float, logs=None) -> dict:
-        rid = queued.request_id
-        base = f"{queue_base}/{app_path}/requests/{rid}"
-        body: dict = {
-            "status": queued.status,
-            "request_id": rid,
-            "response_url": base,
-            "status_url": base + "/status",
-            "cancel_url": base + "/cancel",
-        }
         status = queued.status
+        body: dict = {"status": status, **_request_urls(queue_base, app_path, queued.request_id)}
         if status == IN_QUEUE:
             body["queue_position"] = self.mock.queue.queue_position(queued)
             return body
@@ -489,8 +479,8 @@ class FalMockApp:
             await self._send_answer(send, fal_errors.result_not_found())
             return
         if queued.status != COMPLETED:
-            base = f"{queue_base}/{app_path}/requests/{request_id}"
-            await self._send_answer(send, fal_errors.still_in_progress(request_id, base), request_id)
+            urls = _request_urls(queue_base, app_path, request_id)
+            await self._send_answer(send, fal_errors.still_in_progress(urls), request_id)
             return
         answer = await self.mock.result(queued, self._env(request))
         await self._send_answer(send, answer, request_id)
@@ -653,6 +643,14 @@ class FalMockApp:
     def waiter(self) -> ClockWaiter:
         """Sleeps on the mock's clock (created on the running loop at first use)."""
         return self._ensure_waiter()
+
+
+def _request_urls(queue_base: str, app_path: str, request_id: str) -> dict[str, str]:
+    """``request_id`` and the three URLs every submit and status body carries (PROTOCOL.md §3.3),
+    in fal's key order; they lead back to the mock as the caller reached it."""
+    base = f"{queue_base}/{app_path}/requests/{request_id}"
+    return {"request_id": request_id, "response_url": base, "status_url": base + "/status",
+            "cancel_url": base + "/cancel"}
 
 
 _UNSEEN = object()

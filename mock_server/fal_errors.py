@@ -54,16 +54,10 @@ def unauthorized(message: str) -> Answer:
     return detail(401, message)
 
 
-def still_in_progress(request_id: str, base: str) -> Answer:
+def still_in_progress(request_urls: dict[str, str]) -> Answer:
     # Several fal wrappers record this live body (e.g. storytold/artcraft's Rust client test,
     # QuantumNous/new-api): 400 with the detail plus the request id and its three URLs.
-    return Answer(400, _json({
-        "detail": "Request is still in progress",
-        "request_id": request_id,
-        "response_url": base,
-        "status_url": base + "/status",
-        "cancel_url": base + "/cancel",
-    }))
+    return Answer(400, _json({"detail": "Request is still in progress", **request_urls}))
 
 
 def cancelled() -> Answer:
