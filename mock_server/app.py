@@ -526,6 +526,7 @@ class FalMockApp:
             (b"x-fal-request-id", request_id.encode()),
         ]})
         clock, queue = self.mock.clock, self.mock.queue
+        loop = asyncio.get_running_loop()
         sent_version, sent_logs, sent_position = -1, 0, None
         try:
             while not disconnected.is_set() and not self._closing:
@@ -546,9 +547,10 @@ class FalMockApp:
                     continue
                 due = [t for t in (queue.next_event_time(), _next_log_time(queued, now)) if t is not None]
                 when = min(due) if due else now + 15.0
-                before = (queued.version, clock.now())
+                version, idle_since = queued.version, loop.time()
                 await waiter.sleep_until(when, max_wait=15.0)
-                if (queued.version, ) == before[:1] and clock.now() - before[1] >= 15.0:
+                # the keep-alive is real time, not mock time: a frozen clock still pings
+                if queued.version == version and loop.time() - idle_since >= 15.0:
                     await send({"type": "http.response.body", "body": b": ping\n\n", "more_body": True})
         finally:
             watcher.cancel()
