@@ -239,8 +239,11 @@ class RequestQueue:
         """How many requests are ahead of this one (0-based), for IN_QUEUE requests."""
         if request.status != IN_QUEUE:
             return 0
+        pending = self._pending
+        if pending and pending[-1] is request:
+            return len(pending) - 1  # the one just submitted: no scan on the submit path
         try:
-            return self._pending.index(request)
+            return pending.index(request)
         except ValueError:
             return 0
 
@@ -348,11 +351,6 @@ class RequestQueue:
             self._record("cancel", request)  # before _finish, which may forget it at once
         self._finish(request, now)
         return CANCELLATION_REQUESTED
-
-    def fail(self, request: QueuedRequest, error: str, error_type: str) -> None:
-        """Mark a request as failed at runner level (shown on its COMPLETED status)."""
-        request.error = error
-        request.error_type = error_type
 
     def reset(self) -> None:
         """Forget every request; workers become idle."""
