@@ -69,6 +69,11 @@ class HttpRequest:
                 return value
         return None
 
+    def replace_query(self, raw_query: bytes) -> None:
+        """Read the query from ``raw_query`` from now on (the proxy's target URL carries it)."""
+        self.raw_query = raw_query
+        self._query = None
+
     @property
     def query(self) -> dict[str, str]:
         if self._query is None:

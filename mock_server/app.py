@@ -230,8 +230,7 @@ class FalMockApp:
             request.entry.path = path
             request.entry.query = parts.query
         if parts.query:
-            request.raw_query = parts.query.encode("latin-1")
-            request._query = None
+            request.replace_query(parts.query.encode("latin-1"))
         direct_queue = f"{request.scheme}://{request.host}{self._prefix}"
         if host in _QUEUE_HOSTS:
             await self._fal(request, send, "queue", path, direct_queue, proxied=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import orjson
@@ -52,7 +52,6 @@ class JournalEntry:
     fault: str | None = None
     proxied: bool = False
     target_url: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def headers(self) -> dict[str, str]:
