@@ -28,14 +28,14 @@ class HttpRequest:
     __slots__ = ("scope", "receive", "method", "path", "raw_query", "_headers", "_body", "_query",
                  "entry", "transport")
 
-    def __init__(self, scope: Scope, receive: Receive) -> None:
+    def __init__(self, scope: Scope, receive: Receive, body: bytes | None = None) -> None:
         self.scope = scope
         self.receive = receive
         self.method: str = scope["method"]
         self.path: str = scope["path"]
         self.raw_query: bytes = scope.get("query_string", b"")
         self._headers: dict[str, str] | None = None
-        self._body: bytes | None = None
+        self._body: bytes | None = body  # given when the server read it already (fast lane)
         self._query: dict[str, str] | None = None
         self.entry = None  # the journal entry being filled for this call, if journaled
         self.transport = None  # the connection's transport, when the server exposes it

@@ -26,7 +26,7 @@ import orjson
 from typing import Any, Awaitable, Callable
 
 from mock_server import control, dashboard, fal_errors, storage, webhooks
-from mock_server._asgi import BodyTooLarge, HttpRequest, Receive, Scope, Send, send_bytes
+from mock_server._asgi import JSON, BodyTooLarge, HttpRequest, Receive, Scope, Send, send_bytes
 from mock_server.clock import ClockWaiter
 from mock_server.endpoints.base import Answer, EndpointEnv, Parsed
 from mock_server.faults import Fault
@@ -47,6 +47,9 @@ from mock_server.queue import (
 log = logging.getLogger("fal_mock")
 
 MountHandler = Callable[[HttpRequest, Send], Awaitable[None]]
+# a complete response for the server's fast lane: status, headers (content-type and
+# content-length first, as send_bytes sends them), body
+Reply = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 _TRUE = frozenset(("1", "true", "True", "yes"))
 _LOOPBACK = frozenset(("127.0.0.1", "localhost", "::1", "[::1]"))
@@ -160,9 +163,7 @@ class FalMockApp:
         path = request.path
         entry = None
         if not path.startswith("/_mock/") or path.startswith(_JOURNALED_MOCK_PATHS):
-            entry = self.mock.journal.new_entry(self.mock.clock.now(), request.method, path,
-                                                request.raw_query, scope["headers"])
-            request.entry = entry
+            entry = self._journal_entry(request)
             started = time.perf_counter()
             raw_send = send
 
@@ -179,15 +180,84 @@ class FalMockApp:
             await self._send_answer(send, fal_errors.internal_error())
         finally:
             if entry is not None:
-                entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
-                body = request.read_body
-                if body:
-                    entry.body = body[:BODY_KEEP]
-                    entry.body_size = len(body)
-                self.mock.journal.record(entry)
+                self._journal_record(request, started)
+
+    def _journal_entry(self, request: HttpRequest):
+        entry = request.entry = self.mock.journal.new_entry(
+            self.mock.clock.now(), request.method, request.path, request.raw_query, request.scope["headers"])
+        return entry
+
+    def _journal_record(self, request: HttpRequest, started: float) -> None:
+        entry = request.entry
+        entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        body = request.read_body
+        if body:
+            entry.body = body[:BODY_KEEP]
+            entry.body_size = len(body)
+        self.mock.journal.record(entry)
+
+    # -- the hot calls, answered without an ASGI cycle ------------------------------------
+    def fast_lane(self, scope: Scope, body: bytes) -> "Reply | None":
+        """Answer a queue submit, status poll or result GET synchronously, for the server's
+        fast lane (:mod:`mock_server.fastlane`), as ``(status, headers, body)``; or None, and
+        the call takes the ASGI path (fault rules armed, streams, cancels, the run host,
+        uploads, ``/_mock/``, a result still to be drawn, a submit with a query).  The
+        bytes on the wire are the same either way."""
+        if self.mock.faults.active or len(body) > self.settings.max_body_bytes:
+            return None
+        request = HttpRequest(scope, _no_receive, body)
+        if request.path.startswith("/_mock/"):
+            return None
+        started = time.perf_counter()
+        self._journal_entry(request)
+        try:
+            reply = self._hot(request)
+        except Exception:  # never a traceback on the wire
+            traceback.print_exc(file=sys.stderr)
+            reply = _reply(fal_errors.internal_error())
+        if reply is None:
+            return None  # the entry is dropped unrecorded: the ASGI path journals the call
+        status, payload, extra = reply
+        request.entry.status = status
+        self._journal_record(request, started)
+        headers = [(b"content-type", JSON), (b"content-length", b"%d" % len(payload))]
+        if extra:
+            headers += extra
+        return status, headers, payload
+
+    def _hot(self, request: HttpRequest) -> "tuple[int, bytes, list] | None":
+        target = self._queue_target(request)
+        if target is None:
+            return None
+        path, queue_base = target
+        denied = self.authorized(request, False)
+        if denied is not None:
+            return _reply(denied)
+        segments = [s for s in path.split("/") if s]
+        index = _requests_index(segments)
+        method = request.method
+        if index < 0:
+            endpoint = self.mock.endpoint("/".join(segments)) if segments else None
+            if endpoint is None or method != "POST" or request.raw_query:
+                return None
+            self._note(request, "submit", endpoint.endpoint_id)
+            return self._submit_reply(request, endpoint, request.read_body, queue_base, None)
+        app_path = "/".join(segments[:index])
+        tail = segments[index + 1:]
+        call = _QUEUE_CALLS.get((tuple(tail[1:]), method))
+        if call not in ("status", "result") or not self.mock.knows_app(app_path):
+            return None
+        request_id = tail[0]
+        if call == "status":
+            self._note(request, call, None, request_id)
+            return self._status_reply(request, request_id, app_path, queue_base)
+        reply = self._result_reply(request_id, app_path, queue_base)
+        if reply is not None:
+            self._note(request, call, None, request_id)
+        return reply
 
     async def _send_answer(self, send: Send, answer: Answer, request_id: str | None = None) -> None:
-        await send_bytes(send, answer.status, answer.body, _answer_headers(answer, request_id))
+        await send_bytes(send, *_reply(answer, request_id))
 
     # -- routing -----------------------------------------------------------------------
     async def _route(self, request: HttpRequest, send: Send) -> None:
@@ -198,14 +268,23 @@ class FalMockApp:
         if path == PROXY_PATH or path.startswith(PROXY_PATH + "/"):
             await self._proxy(request, send)
             return
-        prefix = self._prefix
-        if prefix and (path.startswith(prefix + "/") or path == prefix):
-            queue_base = f"{request.scheme}://{request.host}{prefix}"
-            await self._fal(request, send, "queue", path[len(prefix):], queue_base, proxied=False)
-        elif request.host.startswith("queue."):
-            await self._fal(request, send, "queue", path, f"{request.scheme}://{request.host}", proxied=False)
+        target = self._queue_target(request)
+        if target is not None:
+            await self._fal(request, send, "queue", target[0], target[1], proxied=False)
         else:
             await self._fal(request, send, "run", path, "", proxied=False)
+
+    def _queue_target(self, request: HttpRequest) -> tuple[str, str] | None:
+        """``(path on the queue host, queue base URL)`` when the call is for the queue host:
+        under the queue prefix, or on a ``Host: queue.*``; None for the run host."""
+        path = request.path
+        prefix = self._prefix
+        if prefix and (path.startswith(prefix + "/") or path == prefix):
+            return path[len(prefix):], f"{request.scheme}://{request.host}{prefix}"
+        host = request.host
+        if host.startswith("queue."):
+            return path, f"{request.scheme}://{host}"
+        return None
 
     async def _proxy(self, request: HttpRequest, send: Send) -> None:
         """fal's server-proxy protocol (fal-js libs/proxy, PROTOCOL.md §8.2 C)."""
@@ -417,6 +496,10 @@ class FalMockApp:
 
     async def _submit(self, request: HttpRequest, send: Send, endpoint, body: bytes, queue_base: str,
                       fault: Fault | None) -> None:
+        await send_bytes(send, *self._submit_reply(request, endpoint, body, queue_base, fault))
+
+    def _submit_reply(self, request: HttpRequest, endpoint, body: bytes, queue_base: str,
+                      fault: Fault | None) -> tuple[int, bytes, list]:
         parsed = endpoint.parse(body)
         queued = self.mock.queue.submit(endpoint, parsed)
         if request.entry is not None:
@@ -433,7 +516,7 @@ class FalMockApp:
             **_request_urls(queue_base, app_of(endpoint.endpoint_id), rid),
             "queue_position": self.mock.queue.queue_position(queued),
         })
-        await send_bytes(send, 200, payload, [(b"x-fal-request-id", rid.encode())])
+        return 200, payload, [(b"x-fal-request-id", rid.encode())]
 
     def _status_body(self, queued: QueuedRequest, queue_base: str, app_path: str, with_logs: bool, now: float, logs=None) -> dict:
         status = queued.status
@@ -456,10 +539,12 @@ class FalMockApp:
         return body
 
     async def _status(self, request: HttpRequest, send: Send, request_id: str, app_path: str, queue_base: str) -> None:
+        await send_bytes(send, *self._status_reply(request, request_id, app_path, queue_base))
+
+    def _status_reply(self, request: HttpRequest, request_id: str, app_path: str, queue_base: str) -> tuple[int, bytes, list]:
         queued = self._lookup(request_id, app_path)
         if queued is None:
-            await self._send_answer(send, fal_errors.status_not_found())
-            return
+            return _reply(fal_errors.status_not_found())
         with_logs = _logs_flag(request)
         if self.mock.queue.polls is not None:
             self.mock.queue.observe(queued)
@@ -470,19 +555,25 @@ class FalMockApp:
             payload = orjson.dumps(self._status_body(queued, queue_base, app_path, with_logs, self.mock.clock.now()))
             if completed:
                 queued.status_cache[key] = payload
-        await send_bytes(send, 200 if completed else 202, payload, [(b"x-fal-request-id", request_id.encode())])
+        return 200 if completed else 202, payload, [(b"x-fal-request-id", request_id.encode())]
 
     async def _result(self, request: HttpRequest, send: Send, request_id: str, app_path: str, queue_base: str) -> None:
+        reply = self._result_reply(request_id, app_path, queue_base)
+        if reply is None:  # COMPLETED, its result not produced yet
+            queued = self.mock.queue.get(request_id)
+            reply = _reply(await self.mock.result(queued, self._env(request)), request_id)
+        await send_bytes(send, *reply)
+
+    def _result_reply(self, request_id: str, app_path: str, queue_base: str) -> tuple[int, bytes, list] | None:
+        """The result GET's reply, or None when the result must be produced first."""
         queued = self._lookup(request_id, app_path)
         if queued is None:
-            await self._send_answer(send, fal_errors.result_not_found())
-            return
+            return _reply(fal_errors.result_not_found())
         if queued.status != COMPLETED:
             urls = _request_urls(queue_base, app_path, request_id)
-            await self._send_answer(send, fal_errors.still_in_progress(urls), request_id)
-            return
-        answer = await self.mock.result(queued, self._env(request))
-        await self._send_answer(send, answer, request_id)
+            return _reply(fal_errors.still_in_progress(urls), request_id)
+        answer = self.mock.kept_result(queued)
+        return None if answer is None else _reply(answer, request_id)
 
     async def _cancel(self, send: Send, request_id: str, app_path: str) -> None:
         if self._lookup(request_id, app_path) is None:
@@ -644,6 +735,15 @@ class FalMockApp:
     def waiter(self) -> ClockWaiter:
         """Sleeps on the mock's clock (created on the running loop at first use)."""
         return self._ensure_waiter()
+
+
+def _reply(answer: Answer, request_id: str | None = None) -> tuple[int, bytes, list]:
+    """An :class:`Answer` as ``send_bytes`` arguments: status, body, extra headers."""
+    return answer.status, answer.body, _answer_headers(answer, request_id)
+
+
+async def _no_receive() -> dict:
+    return {"type": "http.disconnect"}
 
 
 def _request_urls(queue_base: str, app_path: str, request_id: str) -> dict[str, str]:

@@ -20,8 +20,12 @@ class BackgroundServer:
     >>> server.stop()
     """
 
-    def __init__(self, mock: FalMock, host: str = "127.0.0.1", port: int = 0, tls_files=None) -> None:
+    def __init__(self, mock: FalMock, host: str = "127.0.0.1", port: int = 0, tls_files=None,
+                 **uvicorn_options) -> None:
+        """``uvicorn_options`` override :func:`mock_server.server.uvicorn_config`'s settings
+        (``http="httptools"`` serves without the fast lane)."""
         self.mock = mock
+        self._options = uvicorn_options
         self.app = FalMockApp(mock)
         self.host = host
         self._port = port
@@ -43,7 +47,7 @@ class BackgroundServer:
         from mock_server.server import uvicorn_config
 
         settings = self.mock.settings.with_(host=self.host, port=self._port)
-        config = uvicorn_config(self.app, settings, self._tls, log_level="error")
+        config = uvicorn_config(self.app, settings, self._tls, **{"log_level": "error", **self._options})
         self._server = uvicorn.Server(config)
         self._server.install_signal_handlers = lambda: None  # not the main thread
         ready = threading.Event()

@@ -109,11 +109,13 @@ class Journal:
 
     def new_entry(self, at: float, method: str, path: str, query: bytes,
                   raw_headers: list[tuple[bytes, bytes]]) -> JournalEntry:
-        return JournalEntry(next(self._seq), at, method, path, query.decode("latin-1"),
-                            raw_headers, b"", 0)
+        return JournalEntry(0, at, method, path, query.decode("latin-1"), raw_headers, b"", 0)
 
     def record(self, entry: JournalEntry) -> None:
+        """Keep ``entry``; its ``seq`` is given now, so seq order is the order calls ended in
+        (a poller using ``since=`` never misses a long stream recorded after later calls)."""
         with self._lock:
+            entry.seq = next(self._seq)
             if len(self._entries) == self.capacity:
                 self.dropped += 1
             self._entries.append(entry)

@@ -88,13 +88,18 @@ class FalMock:
         if shown is not None:
             request.error, request.error_type = shown
 
+    def kept_result(self, request: QueuedRequest) -> Answer | None:
+        """A COMPLETED request's result answer when it needs no producing (kept, decided by
+        a fault, or a cancel's 499), else None."""
+        if request.answer is None and request.cancelled:
+            request.answer = fal_errors.cancelled()
+        return request.answer
+
     async def result(self, request: QueuedRequest, env: EndpointEnv) -> Answer:
         """The result GET's answer for a COMPLETED request, produced once and kept."""
-        if request.answer is not None:
-            return request.answer
-        if request.cancelled:
-            request.answer = fal_errors.cancelled()
-            return request.answer
+        kept = self.kept_result(request)
+        if kept is not None:
+            return kept
         if request.producing is None:
             request.producing = asyncio.ensure_future(self._produce_kept(request, env))
         answer = await asyncio.shield(request.producing)

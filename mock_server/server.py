@@ -11,13 +11,16 @@ from mock_server.settings import Settings
 
 
 def uvicorn_config(app: FalMockApp, settings: Settings, tls_files=None, **overrides):
+    """uvicorn's settings; ``http="httptools"`` in ``overrides`` turns the fast lane off."""
     import uvicorn
+
+    from mock_server.fastlane import FastLaneProtocol
 
     options = dict(
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=FastLaneProtocol,  # uvicorn's httptools protocol + a fast lane for hot calls
         ws="none",
         lifespan="on",
         access_log=False,
