@@ -23,10 +23,14 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from typing import TYPE_CHECKING
+
 import orjson
-from pydantic import TypeAdapter, ValidationError
 
 from mock_server.endpoints.base import Answer
+
+if TYPE_CHECKING:  # pydantic loads when a body first needs it, not at start-up
+    from pydantic import TypeAdapter, ValidationError
 
 __all__ = [
     "BILLABLE_ZERO",
@@ -34,7 +38,9 @@ __all__ = [
     "field_error_answer",
     "json_answer",
     "model_error_answer",
+    "decode_json_body",
     "parse_json_body",
+    "validate_data",
     "schema_error_answer",
 ]
 
@@ -126,21 +132,29 @@ def schema_error_answer(errors: Iterable[Mapping[str, Any]], loc_prefix: Sequenc
     return json_answer(422, {"detail": detail}, BILLABLE_ZERO)
 
 
-def _validation_error_answer(exc: ValidationError) -> Answer:
+def _validation_error_answer(exc: "ValidationError") -> Answer:
     return schema_error_answer(exc.errors(include_url=False))
 
 
-def parse_json_body(body: bytes, adapter: TypeAdapter[T]) -> T | Answer:
+def parse_json_body(body: bytes, adapter: "TypeAdapter[T]") -> T | Answer:
     """Validate a raw request body the way a fal (FastAPI) app does; never raises.
 
-    Returns the validated value, or the exact Answer FastAPI + fal's handler would send:
+    Returns the validated value, or the exact Answer FastAPI + fal's handler would send
+    (:func:`decode_json_body`, then :func:`validate_data`)."""
+    data = decode_json_body(body)
+    if isinstance(data, Answer):
+        return data
+    return validate_data(data, adapter)
+
+
+def decode_json_body(body: bytes) -> Any:
+    """A raw request body as FastAPI decodes it: the JSON value, or the exact Answer
+    FastAPI + fal's handler send when it cannot be decoded:
 
     - empty body: ``missing`` at ``["body"]`` with ``input: null``;
     - malformed JSON: ``json_invalid`` at ``["body", <char position>]``, ``input: {}``,
       ``ctx.error`` = ``json.JSONDecodeError.msg`` (``fastapi/routing.py``);
-    - undecodable bytes: FastAPI's 400 ``There was an error parsing the body``;
-    - anything pydantic rejects (including a non-object body: ``model_attributes_type``,
-      because FastAPI validates with ``from_attributes=True``).
+    - undecodable bytes: FastAPI's 400 ``There was an error parsing the body``.
     """
     if not body:
         return schema_error_answer(
@@ -164,6 +178,15 @@ def parse_json_body(body: bytes, adapter: TypeAdapter[T]) -> T | Answer:
         )
     except Exception:  # UnicodeDecodeError, RecursionError, int digit limit ...
         return _UNPARSABLE_BODY
+    return data
+
+
+def validate_data(data: Any, adapter: "TypeAdapter[T]") -> T | Answer:
+    """Validate a decoded body as FastAPI does (``validate_python(from_attributes=True)``):
+    the value, or the exact 422 for anything pydantic rejects (including a non-object
+    body: ``model_attributes_type``); never raises."""
+    from pydantic import ValidationError
+
     try:
         return adapter.validate_python(data, from_attributes=True)
     except ValidationError as exc:

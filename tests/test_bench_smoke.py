@@ -22,14 +22,15 @@ SMOKES = {
     "bench_soak.py": (["--smoke"], "RSS"),
     "bench_load.py": (["--smoke"], "lost"),
     "bench_dashboard.py": (["--smoke"], "first paint"),
+    "run_all.py": (["--smoke"], "| target (issue 8) | met | figure |"),
 }
 
 
 @pytest.mark.parametrize("script", sorted(SMOKES))
 def test_bench_smoke(script: str) -> None:
     args, expected = SMOKES[script]
-    if script == "bench_queue.py" and shutil.which("wrk") is None:
-        pytest.fail("bench_queue.py needs wrk on PATH (Debian: apt-get install wrk)", pytrace=False)
+    if script in ("bench_queue.py", "run_all.py") and shutil.which("wrk") is None:
+        pytest.fail(f"{script} needs wrk on PATH (Debian: apt-get install wrk)", pytrace=False)
     done = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"{script} failed:\n{done.stdout}\n{done.stderr}"
     assert expected in done.stdout, f"{script} printed no table:\n{done.stdout}"

@@ -199,3 +199,58 @@ def test_generated_json_bodies_match_fastapi(profile: str, payload: Any) -> None
 @given(profile=st.sampled_from(PROFILES), body=st.one_of(st.binary(max_size=64), st.text(max_size=40).map(lambda t: t.encode("utf-8", "surrogatepass"))))
 def test_arbitrary_bytes_match_fastapi_and_never_raise(profile: str, body: bytes) -> None:
     assert_same_as_fastapi(profile, body)
+
+
+# -- the quick accept (no pydantic) agrees with pydantic ---------------------------------
+
+near_limits = st.fixed_dictionaries(
+    {"prompt": st.one_of(st.text(max_size=8), st.sampled_from(["\ud800", "a\udfff"]), st.integers(0, 2003).map(lambda n: "p" * n), st.just("ß" * 2001)),
+     "image_urls": st.one_of(st.lists(st.text(max_size=6), max_size=3), json_values)},
+    optional={
+        "negative_prompt": st.one_of(st.none(), st.integers(0, 503).map(lambda n: "n" * n), json_values),
+        "image_size": st.one_of(st.sampled_from(["square", "square_hd", "portrait_16_9", "Square", "nope"]), json_values),
+        "num_images": st.one_of(st.integers(-1, 6), st.sampled_from([1.0, True, "2", None])),
+        "seed": st.one_of(st.integers(-(2**63), 2**63 - 1), st.sampled_from([None, 1.5, True, "7"])),
+        "enable_safety_checker": st.one_of(st.booleans(), st.sampled_from([0, 1, "true", None])),
+        "extra": json_values,
+    },
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(profile=st.sampled_from(PROFILES), payload=st.one_of(near_limits, bodies))
+def test_quick_accept_takes_only_what_pydantic_accepts_with_the_same_params(profile: str, payload: Any) -> None:
+    from pydantic import ValidationError
+
+    from mock_server.endpoints._wan25_rules import LIMITS, quick_input
+
+    quick = quick_input(payload, LIMITS[profile])
+    try:
+        model = ENDPOINTS[profile].input_model.model_validate(payload, from_attributes=True)
+    except ValidationError:
+        assert quick is None, payload
+        return
+    if quick is not None:
+        assert quick.model_dump() == model.model_dump()
+        assert quick.model_dump(mode="json") == model.model_dump(mode="json")
+        assert quick.size() == model.size()
+        assert json.loads(quick.model_dump_json()) == json.loads(model.model_dump_json())
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_plain_valid_bodies_are_accepted_without_pydantic(profile: str) -> None:
+    from mock_server.endpoints._wan25_rules import QuickInput
+
+    body = {**VALID, "negative_prompt": "blur", "image_size": "landscape_16_9", "num_images": 3, "seed": 9}
+    parsed = ENDPOINTS[profile].parse(json.dumps(body).encode())
+    assert isinstance(parsed, Parsed) and isinstance(parsed.params, QuickInput)
+    assert parsed.params.model_dump() == {**body, "enable_safety_checker": True}
+    assert parsed.params.size() == (1024, 576)
+    custom = ENDPOINTS[profile].parse(json.dumps({**VALID, "image_size": {"width": 600, "height": 700}}).encode())
+    assert not isinstance(custom.params, QuickInput) and custom.params.size() == (600, 700)
+
+
+def test_quick_accept_leaves_lone_surrogates_to_pydantic() -> None:
+    body = b'{"prompt": "ok", "image_urls": ["x"], "negative_prompt": "\\udc00"}'
+    assert_same_as_fastapi("documented", body)
+    assert ENDPOINTS["documented"].parse(body).status == 422

@@ -15,30 +15,13 @@ union branch after the class, and that name appears in error ``loc``s
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Profile = Literal["documented", "published"]
-PROFILES: tuple[Profile, ...] = ("documented", "published")
+from mock_server.endpoints._wan25_rules import IMAGE_SIZE_PRESETS, LIMITS as _LIMITS, Profile
 
 ImageSizePreset = Literal["square_hd", "square", "portrait_4_3", "portrait_16_9", "landscape_4_3", "landscape_16_9"]
-
-#: Preset -> (width, height); fal SDK ``toolkit/image/image.py`` ``IMAGE_SIZE_PRESETS`` (WAN25.md §2).
-IMAGE_SIZE_PRESETS: dict[str, tuple[int, int]] = {
-    "square_hd": (1024, 1024),
-    "square": (512, 512),
-    "portrait_4_3": (768, 1024),
-    "portrait_16_9": (576, 1024),
-    "landscape_4_3": (1024, 768),
-    "landscape_16_9": (1024, 576),
-}
-
-#: Upstream (DashScope) limits the docs quote; the published schema only mentions them in
-#: descriptions (WAN25.md §3.1 "Accepted by the schema", §5).
-PROMPT_MAX_CHARS = 2000
-NEGATIVE_PROMPT_MAX_CHARS = 500
 
 _PROMPT_EXAMPLE = (
     "Reimagine the scene under a raging thunderstorm at night: lightning forks across the sky, "
@@ -69,21 +52,6 @@ class Wan25Input(BaseModel):
         if isinstance(self.image_size, str):
             return IMAGE_SIZE_PRESETS[self.image_size]
         return self.image_size.width, self.image_size.height
-
-
-@dataclass(frozen=True, slots=True)
-class _Limits:
-    prompt_max: int | None
-    negative_prompt_max: int | None
-    image_urls_min: int | None
-    size_bounds: dict[str, int]
-
-
-_LIMITS: dict[Profile, _Limits] = {
-    "documented": _Limits(PROMPT_MAX_CHARS, NEGATIVE_PROMPT_MAX_CHARS, 1, {"ge": 384, "le": 5000}),
-    # fal SDK ImageSize: gt=0, le=14142 (WAN25.md §2).
-    "published": _Limits(None, None, None, {"gt": 0, "le": 14142}),
-}
 
 
 def build_models(profile: Profile) -> tuple[type[Wan25Input], type[ImageSizeBase]]:

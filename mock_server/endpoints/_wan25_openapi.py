@@ -16,8 +16,7 @@ from mock_server.endpoints._wan25_models import (
     Wan25PreviewImageToImageOutput,
     build_models,
 )
-
-ENDPOINT_ID = "fal-ai/wan-25-preview/image-to-image"
+from mock_server.endpoints._wan25_rules import ENDPOINT_ID
 INPUT_COMPONENT = "Wan25PreviewImageToImageInput"
 OUTPUT_COMPONENT = "Wan25PreviewImageToImageOutput"
 _REF = "#/components/schemas/{model}"

@@ -25,20 +25,19 @@ import random
 from typing import Any
 
 import orjson
-from pydantic import TypeAdapter
 
-from mock_server.endpoints._wan25_models import (
+from mock_server.endpoints._wan25_rules import (
+    ENDPOINT_ID,
+    LIMITS,
     NEGATIVE_PROMPT_MAX_CHARS,
     PROFILES,
     PROMPT_MAX_CHARS,
     Profile,
-    Wan25Input,
-    build_models,
+    quick_input,
 )
-from mock_server.endpoints._wan25_openapi import ENDPOINT_ID, build_openapi
 from mock_server.endpoints.base import Answer, Endpoint, EndpointEnv, Parsed
 from mock_server.inputs import MAX_INPUTS_READ, InputLimits, read_inputs
-from mock_server.validation import field_error_answer, parse_json_body
+from mock_server.validation import decode_json_body, field_error_answer, validate_data
 
 __all__ = ["Wan25ImageToImage", "output_file_name"]
 
@@ -78,24 +77,43 @@ class Wan25ImageToImage(Endpoint):
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
         self.profile: Profile = profile  # type: ignore[assignment]
-        model, _ = build_models(self.profile)
-        self.input_model = model
-        self._adapter: TypeAdapter[Wan25Input] = TypeAdapter(model)
+        self._rules = LIMITS[self.profile]
         self._limits = InputLimits()
+
+    @functools.cached_property
+    def input_model(self) -> type:
+        """The profile's pydantic input model (pydantic loads on first use: start-up stays lean)."""
+        from mock_server.endpoints._wan25_models import build_models
+
+        return build_models(self.profile)[0]
+
+    @functools.cached_property
+    def _adapter(self):
+        from pydantic import TypeAdapter
+
+        return TypeAdapter(self.input_model)
 
     # -- parse ------------------------------------------------------------------------
 
     def parse(self, body: bytes) -> Parsed | Answer:
-        """Validate ``body``; the accepted params are the input *as used* (see module doc)."""
-        result = parse_json_body(body, self._adapter)
-        if isinstance(result, Answer):
-            return result
+        """Validate ``body``; the accepted params are the input *as used* (see module doc).
+
+        A plainly valid body is accepted without pydantic (``_wan25_rules.quick_input``);
+        every other body is pydantic's to accept or to answer with fal's 422."""
+        data = decode_json_body(body)
+        if isinstance(data, Answer):
+            return data
+        params = quick_input(data, self._rules)
+        if params is None:
+            params = validate_data(data, self._adapter)
+            if isinstance(params, Answer):
+                return params
         try:
-            return self._accept(result)
+            return self._accept(params)
         except Exception:  # never raise from parse (base.Endpoint contract)
             return Answer(500, b'{"detail":"Internal Server Error"}')
 
-    def _accept(self, params: Wan25Input) -> Parsed:
+    def _accept(self, params: Any) -> Parsed:
         notes: list[str] = []
         update: dict[str, Any] = {}
         if self.profile == "published":
@@ -165,5 +183,7 @@ class Wan25ImageToImage(Endpoint):
 
     def openapi(self) -> dict[str, Any]:
         """fal's queue OpenAPI document for this endpoint (published schema)."""
+        from mock_server.endpoints._wan25_openapi import build_openapi
+
         return build_openapi()
 
