@@ -26,7 +26,7 @@ class HttpRequest:
     """What a handler needs of an HTTP request; the body is read on demand."""
 
     __slots__ = ("scope", "receive", "method", "path", "raw_query", "_headers", "_body", "_query",
-                 "entry", "transport")
+                 "entry", "transport", "_host")
 
     def __init__(self, scope: Scope, receive: Receive, body: bytes | None = None) -> None:
         self.scope = scope
@@ -39,6 +39,7 @@ class HttpRequest:
         self._query: dict[str, str] | None = None
         self.entry = None  # the journal entry being filled for this call, if journaled
         self.transport = None  # the connection's transport, when the server exposes it
+        self._host: str | None = None
 
     @property
     def headers(self) -> dict[str, str]:
@@ -106,13 +107,17 @@ class HttpRequest:
 
     @property
     def host(self) -> str:
-        host = self.raw_header(b"host")
-        if host:
-            return host.decode("latin-1")
-        server = self.scope.get("server")
-        if server:
-            return f"{server[0]}:{server[1]}"
-        return "127.0.0.1"
+        """The Host header, else the server's own address."""
+        host = self._host
+        if host is None:
+            raw = self.raw_header(b"host")
+            if raw:
+                host = raw.decode("latin-1")
+            else:
+                server = self.scope.get("server")
+                host = f"{server[0]}:{server[1]}" if server else "127.0.0.1"
+            self._host = host
+        return host
 
     @property
     def scheme(self) -> str:

@@ -189,7 +189,7 @@ class FalMockApp:
 
     def _journal_record(self, request: HttpRequest, started: float) -> None:
         entry = request.entry
-        entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        entry.duration_ms = int((time.perf_counter() - started) * 1e6) / 1000  # µs precision, no round()
         body = request.read_body
         if body:
             entry.body = body[:BODY_KEEP]
@@ -509,7 +509,7 @@ class FalMockApp:
         webhook = request.query.get("fal_webhook") if request.raw_query else None
         if webhook:
             queued.webhook_url = webhook
-        queued.meta["origin"] = (request.scheme, request.host)
+        queued.origin = (request.scheme, request.host)
         rid = queued.request_id
         payload = orjson.dumps({
             "status": IN_QUEUE,
@@ -550,11 +550,14 @@ class FalMockApp:
             self.mock.queue.observe(queued)
         completed = queued.status == COMPLETED
         key = (queue_base, app_path, with_logs)
-        payload = queued.status_cache.get(key) if completed else None
+        cache = queued.status_cache
+        payload = cache.get(key) if completed and cache is not None else None
         if payload is None:
             payload = orjson.dumps(self._status_body(queued, queue_base, app_path, with_logs, self.mock.clock.now()))
             if completed:
-                queued.status_cache[key] = payload
+                if cache is None:
+                    cache = queued.status_cache = {}
+                cache[key] = payload
         return 200 if completed else 202, payload, [(b"x-fal-request-id", request_id.encode())]
 
     async def _result(self, request: HttpRequest, send: Send, request_id: str, app_path: str, queue_base: str) -> None:

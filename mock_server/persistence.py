@@ -234,7 +234,7 @@ class Persistence:
                 )
                 request.webhook_url = record["webhook_url"]
                 if record["origin"]:
-                    request.meta["origin"] = tuple(orjson.loads(record["origin"]))
+                    request.origin = tuple(orjson.loads(record["origin"]))
                 request.error, request.error_type = record["error"], record["error_type"]
                 if record["answer_status"] is not None:
                     request.answer = Answer(record["answer_status"], bytes(record["answer_body"]),
@@ -323,7 +323,7 @@ class Persistence:
                 params, notes = None, None
                 rejected = (parsed.status, _headers_json(parsed.headers), parsed.body)
             answer = request.answer  # a model_error / runner_error fault decided it at submit
-            origin = request.meta.get("origin")
+            origin = request.origin
             seq, self._seq = self._seq, self._seq + 1
             return ("submit", (
                 request.request_id, seq, request.endpoint.endpoint_id, request.submitted_at,
@@ -486,7 +486,7 @@ class Persistence:
     def _env_for(self, request: "QueuedRequest") -> EndpointEnv:
         """What the HTTP layer's ``env_for`` gives, for the request's origin (same own-file rules)."""
         settings = self.mock.settings
-        scheme, host = request.meta.get("origin") or (settings.scheme, f"{settings.host}:{settings.port}")
+        scheme, host = request.origin or (settings.scheme, f"{settings.host}:{settings.port}")
         files_base = f"{scheme}://{host}{FILES_PREFIX}"
 
         def own_file_name(url: str) -> str | None:

@@ -36,6 +36,7 @@ NOT_FOUND = "NOT_FOUND"
 
 
 _ids = random.Random(os.urandom(32))
+_INF = float("inf")
 
 
 def new_request_id() -> str:
@@ -68,7 +69,7 @@ class QueuedRequest:
     __slots__ = (
         "request_id", "endpoint", "parsed", "submitted_at", "eligible_at", "duration",
         "started_at", "finished_at", "status", "cancelled", "error", "error_type",
-        "answer", "producing", "notes", "webhook_url", "meta", "version", "_plan",
+        "answer", "producing", "notes", "webhook_url", "origin", "version", "_plan",
         "status_cache", "polls",
     )
 
@@ -100,10 +101,11 @@ class QueuedRequest:
         self.producing: Any = None  # an asyncio.Future while the answer is being produced
         self.notes: list[str] = list(parsed.notes) if isinstance(parsed, Parsed) else []
         self.webhook_url: str | None = None
-        self.meta: dict[str, Any] = {}
+        #: (scheme, host) the submit came in on: the URLs a webhook or a restart hands out lead there
+        self.origin: tuple[str, str] | None = None
         self.version = 0  # bumps at every status change
         self._plan: list[LogLine] | None = None
-        self.status_cache: dict[Any, bytes] = {}
+        self.status_cache: dict[Any, bytes] | None = None  # the COMPLETED status bodies, once built
         self.polls = 0  # status calls seen (drives progression in poll-count mode)
 
     @property
@@ -193,7 +195,7 @@ class RequestQueue:
 
     def _changed(self, request: QueuedRequest) -> None:
         request.version += 1
-        request.status_cache.clear()
+        request.status_cache = None
         for listener in self._listeners:
             listener(request)
 
@@ -278,8 +280,8 @@ class RequestQueue:
             now = self.clock.now()
         pending, running, idle = self._pending, self._running, self._idle
         while pending or running:
-            t_start = max(pending[0].eligible_at, idle[0]) if pending and idle else float("inf")
-            t_finish = running[0][0] if running else float("inf")
+            t_start = max(pending[0].eligible_at, idle[0]) if pending and idle else _INF
+            t_finish = running[0][0] if running else _INF
             if t_finish <= t_start:
                 if t_finish > now:
                     break

@@ -359,7 +359,7 @@ class WebhookDispatcher:
         generation = self._generation
         try:
             settings = self.app.settings
-            scheme, host = request.meta.get("origin") or (settings.scheme, f"{settings.host}:{settings.port}")
+            scheme, host = request.origin or (settings.scheme, f"{settings.host}:{settings.port}")
             answer = await self.app.mock.result(request, self.app.env_for(scheme, host))
             body = webhook_body(rid, answer.status, answer.body)
             import httpx
