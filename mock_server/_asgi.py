@@ -57,16 +57,14 @@ class HttpRequest:
         """One header's value (the first), found without decoding the others."""
         if self._headers is not None:
             return self._headers.get(name)
-        wanted = name.encode("latin-1")
-        for key, value in self.scope["headers"]:
-            if key == wanted or key.lower() == wanted:
-                return value.decode("latin-1")
-        return None
+        value = self.raw_header(name.encode("latin-1"))
+        return None if value is None else value.decode("latin-1")
 
     def raw_header(self, name: bytes) -> bytes | None:
-        """One header's raw value (``name`` lower-case), or None."""
+        """One header's raw value (``name`` lower-case), or None.  ASGI servers send
+        header names lower-cased (the ASGI spec requires it), so names compare as they are."""
         for key, value in self.scope["headers"]:
-            if key == name or key.lower() == name:
+            if key == name:
                 return value
         return None
 

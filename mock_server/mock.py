@@ -6,6 +6,7 @@ The HTTP layer (``mock_server.app``), the CLI and the pytest plugin all drive a
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Callable, Iterable
 
 from mock_server import fal_errors
@@ -188,6 +189,7 @@ class FalMock:
         }
 
 
+@functools.lru_cache(maxsize=256)  # on every submit: a handful of ids, computed once each
 def app_of(endpoint_id: str) -> str:
     """``[namespace/]owner/alias`` of an endpoint id: what status/result/cancel URLs use.
 
