@@ -131,28 +131,41 @@ def startup(name: str, cmd, trials: int) -> float:
     return statistics.median(times)
 
 
-def measure(name: str, cmd, args, post_lua: str) -> dict:
-    """Start-up, then status and submit rates as run.sh measures them."""
-    port = PORTS[name]
-    started = startup(name, cmd, args.startup_trials)
-    proc, _ = launch(cmd(port), port)
+def measure_pair(args, post_lua: str) -> dict:
+    """fal-mock and the floor side by side: start-up of each, then both up, warmed, and
+    measured in alternation (status of each, then submit of each, per round), so that
+    whatever else the machine does weighs on both alike."""
+    commands = {"fal-mock": fal_mock_cmd, "floor": floor_cmd}
+    rows = {name: {"startup": startup(name, cmd, args.startup_trials), "status": [], "submit": []}
+            for name, cmd in commands.items()}
+    procs = {}
     try:
-        idle = rss_mb(proc.pid)
-        base = f"http://127.0.0.1:{port}/queue"
-        rid = submit_once(port)["request_id"]
-        status_url = f"{base}/{APP}/requests/{rid}/status?logs=0"
-        wrk(status_url, args.warm)
-        wrk(f"{base}/{ENDPOINT}", args.warm, post_lua)
-        status, submit = [], []
+        for name, cmd in commands.items():
+            procs[name], _ = launch(cmd(PORTS[name]), PORTS[name])
+            rows[name]["rss_idle"] = rss_mb(procs[name].pid)
+        base = {name: f"http://127.0.0.1:{PORTS[name]}/queue" for name in commands}
+
+        def status_url(name: str) -> str:
+            rid = submit_once(PORTS[name])["request_id"]  # a fresh id: earlier ones may have been evicted
+            return f"{base[name]}/{APP}/requests/{rid}/status?logs=0"
+
+        for name in commands:
+            wrk(status_url(name), args.warm)
+        for name in commands:
+            wrk(f"{base[name]}/{ENDPOINT}", args.warm, post_lua)
         for _ in range(args.rounds):
-            rid = submit_once(port)["request_id"]  # a fresh id: earlier ones may have been evicted
-            status.append(wrk(f"{base}/{APP}/requests/{rid}/status?logs=0", args.dur))
-            submit.append(wrk(f"{base}/{ENDPOINT}", args.dur, post_lua))
-        loaded = rss_mb(proc.pid)
+            for name in commands:
+                rows[name]["status"].append(wrk(status_url(name), args.dur))
+            for name in commands:
+                rows[name]["submit"].append(wrk(f"{base[name]}/{ENDPOINT}", args.dur, post_lua))
+        for name in commands:
+            row = rows[name]
+            row.update(status=statistics.mean(row["status"]), submit=statistics.mean(row["submit"]),
+                       startup_py=row["startup"], rss=(row.pop("rss_idle"), rss_mb(procs[name].pid)))
     finally:
-        stop(proc)
-    return {"status": statistics.mean(status), "submit": statistics.mean(submit),
-            "startup": started, "startup_py": started, "rss": (idle, loaded)}
+        for proc in procs.values():
+            stop(proc)
+    return rows
 
 
 # -- the peers, through their own script -------------------------------------------------------
@@ -243,10 +256,12 @@ def report(host: dict, rows: dict, note: str, own: dict | None) -> None:
     print()
     print("| target | status polls/s | submits/s | launch -> first 2xx | RSS idle -> after load |")
     print("|---|---|---|---|---|")
-    for name in ("fal-mock", "wiremock", "aimock", "floor"):
+    labels = {"fal-mock": "fal-mock", "wiremock": "WireMock", "aimock": "aimock",
+              "fal-mock (with floor)": "fal-mock, second pass (alternating with the floor)",
+              "floor": "floor: bare ASGI, same uvicorn (alternating with fal-mock)"}
+    for name, label in labels.items():
         if name in rows:
             r = rows[name]
-            label = {"floor": "floor (bare ASGI, same uvicorn)"}.get(name, name)
             print(f"| {label} | {r['status']:,.0f} | {r['submit']:,.0f} | {r['startup']:.0f} ms | "
                   f"{r['rss'][0]:.0f} -> {r['rss'][1]:.0f} MB |")
     fm = rows["fal-mock"]
@@ -254,18 +269,22 @@ def report(host: dict, rows: dict, note: str, own: dict | None) -> None:
     print(f"launch -> first 2xx probed from Python every 10 ms (run.sh probes with curl): "
           f"fal-mock {fm['startup_py']:.0f} ms, floor {rows['floor']['startup_py']:.0f} ms")
     peer_names = [n for n in ("wiremock", "aimock") if n in rows]
-    for name in peer_names + ["floor"]:
+    for name in peer_names:
         p = rows[name]
-        print(f"fal-mock / {name}: status {fm['status'] / p['status']:.2f}x, submit {fm['submit'] / p['submit']:.2f}x")
+        print(f"fal-mock / {labels[name]} (one run.sh run): status {fm['status'] / p['status']:.2f}x, "
+              f"submit {fm['submit'] / p['submit']:.2f}x")
+    floor = rows["floor"]
+    paired = rows.get("fal-mock (with floor)", fm)
+    print(f"fal-mock / floor (alternating pass): status {paired['status'] / floor['status']:.0%}, "
+          f"submit {paired['submit'] / floor['submit']:.0%}")
     checks = []
     if peer_names:
         best_status = max(rows[n]["status"] for n in peer_names)
         best_submit = max(rows[n]["submit"] for n in peer_names)
         checks += [("status >= 1.5x best peer", fm["status"] >= 1.5 * best_status, f"{fm['status'] / best_status:.2f}x"),
                    ("submit >= 1.5x best peer", fm["submit"] >= 1.5 * best_submit, f"{fm['submit'] / best_submit:.2f}x")]
-    floor = rows["floor"]
-    checks += [("status >= 50% of floor", fm["status"] >= 0.5 * floor["status"], f"{fm['status'] / floor['status']:.0%}"),
-               ("submit >= 50% of floor", fm["submit"] >= 0.5 * floor["submit"], f"{fm['submit'] / floor['submit']:.0%}"),
+    checks += [("status >= 50% of floor", paired["status"] >= 0.5 * floor["status"], f"{paired['status'] / floor['status']:.0%}"),
+               ("submit >= 50% of floor", paired["submit"] >= 0.5 * floor["submit"], f"{paired['submit'] / floor['submit']:.0%}"),
                ("start <= 150 ms", fm["startup"] <= 150, f"{fm['startup']:.0f} ms")]
     if peer_names:
         checks.append(("start <= 150 ms, Python probe", fm["startup_py"] <= 150, f"{fm['startup_py']:.0f} ms"))
@@ -317,18 +336,18 @@ def main() -> int:
         post_lua = Path(tmp) / "post.lua"
         post_lua.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
                             f"wrk.body = {json.dumps(BODY.decode())}\n")
-        note = ""
+        note, rows = "", {}
         if use_peers:
             print("peers (run.sh) ...", file=sys.stderr)
             rows, note = peers(args, Path(tmp) / "raw")
-            # start-up probed from Python for both fal-mock and the floor (run.sh probes with
-            # curl, whose own launch adds to every probe): the two figures compare fairly
-            rows["fal-mock"]["startup_py"] = startup("fal-mock", fal_mock_cmd, args.startup_trials)
+        print("fal-mock and the floor, alternating ...", file=sys.stderr)
+        pair = measure_pair(args, str(post_lua))
+        if use_peers:
+            rows["fal-mock"]["startup_py"] = pair["fal-mock"]["startup"]
+            rows["fal-mock (with floor)"] = pair["fal-mock"]
         else:
-            print("fal-mock ...", file=sys.stderr)
-            rows = {"fal-mock": measure("fal-mock", fal_mock_cmd, args, str(post_lua))}
-        print("floor ...", file=sys.stderr)
-        rows["floor"] = measure("floor", floor_cmd, args, str(post_lua))
+            rows["fal-mock"] = pair["fal-mock"]
+        rows["floor"] = pair["floor"]
     print("own figures ...", file=sys.stderr)
     own = own_figures(args)
     report(host, rows, note, own)
