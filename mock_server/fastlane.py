@@ -11,7 +11,9 @@ connection ends).  Everything else, and every hot call the app declines (fault r
 armed, a result still to draw, ...), takes uvicorn's own path unchanged.
 
 The lane is taken only when nothing is ahead of the request on its connection (no
-pipelined request waiting, no response in progress), so answers keep their order.
+pipelined request waiting, no response in progress), so answers keep their order, and
+not while the connection's writes are paused (a client that does not read its answers
+meets uvicorn's own back-pressure).
 """
 from __future__ import annotations
 
@@ -44,8 +46,10 @@ class FastLaneProtocol(HttpToolsProtocol):
         parser = self.parser
         method = _LANE_METHODS.get(parser.get_method()) if self._lane is not None else None
         cycle = self.cycle
+        # not while the client is not reading its answers (writes paused): uvicorn's cycle
+        # then waits for the socket to drain and stops reading pipelined requests
         if (method is None or self.expect_100_continue or self.pipeline or parser.should_upgrade()
-                or not (cycle is None or cycle.response_complete)):
+                or self.flow.write_paused or not (cycle is None or cycle.response_complete)):
             self._in_lane = False
             super().on_headers_complete()
             return

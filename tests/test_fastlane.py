@@ -221,3 +221,66 @@ def test_the_lane_steps_aside_while_fault_rules_are_armed(servers):
         conn.close()
     finally:
         mock.faults.clear()
+
+
+def test_the_lane_steps_aside_while_writes_are_paused():
+    """A client that does not read its answers: once the transport asks the protocol to
+    pause writing, hot calls go through uvicorn's cycle, which waits for the socket to
+    drain (and stops reading pipelined requests) instead of buffering answer after answer."""
+    import asyncio
+
+    from uvicorn.server import ServerState
+
+    from mock_server.app import FalMockApp
+    from mock_server.fastlane import FastLaneProtocol
+    from mock_server.server import uvicorn_config
+
+    class Transport(asyncio.Transport):
+        def __init__(self) -> None:
+            super().__init__()
+            self.written: list[bytes] = []
+            self.closed = False
+
+        def write(self, data: bytes) -> None:
+            self.written.append(bytes(data))
+
+        def get_extra_info(self, name, default=None):
+            return {"sockname": ("127.0.0.1", 8484), "peername": ("127.0.0.1", 5000)}.get(name, default)
+
+        def is_closing(self) -> bool:
+            return self.closed
+
+        def close(self) -> None:
+            self.closed = True
+
+        def pause_reading(self) -> None: ...
+
+        def resume_reading(self) -> None: ...
+
+    async def scenario() -> None:
+        app = FalMockApp(FalMock(Settings(profile="instant")))
+        config = uvicorn_config(app, app.settings)
+        config.load()
+        protocol = FastLaneProtocol(config, ServerState(), {})
+        transport = Transport()
+        protocol.connection_made(transport)
+        protocol.data_received(request("POST", SUBMIT, BODY))
+        assert len(transport.written) == 1 and protocol.cycle is None  # answered in the lane
+        rid = _UUID.search(transport.written[0]).group(0)
+        poll = request("GET", b"/queue/fal-ai/wan-25-preview/requests/" + rid + b"/status")
+        protocol.pause_writing()
+        protocol.data_received(poll + poll)
+        assert len(transport.written) == 1  # nothing answered while writes are paused
+        assert protocol.cycle is not None and len(protocol.pipeline) == 1  # uvicorn's cycle holds them
+        await asyncio.sleep(0.01)
+        assert len(transport.written) == 1  # still waiting for the socket to drain
+        protocol.resume_writing()
+        for _ in range(100):
+            if len(transport.written) >= 5:  # each ASGI answer is two writes (head, body)
+                break
+            await asyncio.sleep(0.001)
+        answers = b"".join(transport.written[1:])
+        assert answers.count(b"HTTP/1.1 200 OK") == 2
+        protocol.connection_lost(None)
+
+    asyncio.run(scenario())
