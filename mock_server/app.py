@@ -233,21 +233,18 @@ class FalMockApp:
         denied = self.authorized(request, False)
         if denied is not None:
             return _reply(denied)
-        segments = [s for s in path.split("/") if s]
-        index = _requests_index(segments)
-        method = request.method
-        if index < 0:
+        segments = _segments(path)
+        parts = _queue_path(segments)
+        if parts is None:
             endpoint = self.mock.endpoint("/".join(segments)) if segments else None
-            if endpoint is None or method != "POST" or request.raw_query:
+            if endpoint is None or request.method != "POST" or request.raw_query:
                 return None
             self._note(request, "submit", endpoint.endpoint_id)
             return self._submit_reply(request, endpoint, request.read_body, queue_base, None)
-        app_path = "/".join(segments[:index])
-        tail = segments[index + 1:]
-        call = _QUEUE_CALLS.get((tuple(tail[1:]), method))
+        app_path, request_id, action = parts
+        call = _QUEUE_CALLS.get((action, request.method))
         if call not in ("status", "result") or not self.mock.knows_app(app_path):
             return None
-        request_id = tail[0]
         if call == "status":
             self._note(request, call, None, request_id)
             return self._status_reply(request, request_id, app_path, queue_base)
@@ -365,7 +362,7 @@ class FalMockApp:
         if denied is not None:
             await self._send_answer(send, denied)
             return
-        segments = [s for s in path.split("/") if s]
+        segments = _segments(path)
         if host_kind == "queue":
             await self._queue_route(request, send, segments, path, queue_base)
         else:
@@ -374,8 +371,8 @@ class FalMockApp:
     # -- queue host --------------------------------------------------------------------
     async def _queue_route(self, request: HttpRequest, send: Send, segments: list[str], path: str, queue_base: str) -> None:
         method = request.method
-        index = _requests_index(segments)
-        if index < 0:
+        parts = _queue_path(segments)
+        if parts is None:
             if not segments:
                 await self._send_answer(send, fal_errors.path_not_found(path))
                 return
@@ -391,15 +388,13 @@ class FalMockApp:
                 if fault is not _HANDLED:
                     await self._submit(request, send, endpoint, body, queue_base, fault)
             return
-        app_path = "/".join(segments[:index])
-        tail = segments[index + 1:]
+        app_path, request_id, action = parts
         if not self.mock.knows_app(app_path):
             await self._send_answer(send, fal_errors.app_not_found(app_path))
             return
-        request_id = tail[0]
-        call = _QUEUE_CALLS.get((tuple(tail[1:]), method))
+        call = _QUEUE_CALLS.get((action, method))
         if call is None:
-            if tuple(tail[1:]) in _QUEUE_ACTIONS:
+            if action in _QUEUE_ACTIONS:
                 await self._send_answer(send, fal_errors.method_not_allowed())
             else:
                 await self._send_answer(send, fal_errors.path_not_found(request.path))
@@ -808,6 +803,19 @@ def _admin_allowed(token: str | None, request: HttpRequest, path: str) -> bool:
         scheme, _, value = (request.header("authorization") or "").partition(" ")
         given = value.strip() if scheme.lower() == "bearer" else ""
     return hmac.compare_digest(given.encode(), token.encode())
+
+
+def _segments(path: str) -> list[str]:
+    return [s for s in path.split("/") if s]
+
+
+def _queue_path(segments: list[str]) -> tuple[str, str, tuple[str, ...]] | None:
+    """``(app path, request id, action)`` for ``{app}/requests/{id}[/{action}...]``;
+    None for anything else (a submit's endpoint id, or nothing)."""
+    index = _requests_index(segments)
+    if index < 0:
+        return None
+    return "/".join(segments[:index]), segments[index + 1], tuple(segments[index + 2:])
 
 
 def _requests_index(segments: list[str]) -> int:
