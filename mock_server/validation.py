@@ -39,7 +39,6 @@ __all__ = [
     "json_answer",
     "model_error_answer",
     "decode_json_body",
-    "parse_json_body",
     "validate_data",
     "schema_error_answer",
 ]
@@ -134,17 +133,6 @@ def schema_error_answer(errors: Iterable[Mapping[str, Any]], loc_prefix: Sequenc
 
 def _validation_error_answer(exc: "ValidationError") -> Answer:
     return schema_error_answer(exc.errors(include_url=False))
-
-
-def parse_json_body(body: bytes, adapter: "TypeAdapter[T]") -> T | Answer:
-    """Validate a raw request body the way a fal (FastAPI) app does; never raises.
-
-    Returns the validated value, or the exact Answer FastAPI + fal's handler would send
-    (:func:`decode_json_body`, then :func:`validate_data`)."""
-    data = decode_json_body(body)
-    if isinstance(data, Answer):
-        return data
-    return validate_data(data, adapter)
 
 
 def decode_json_body(body: bytes) -> Any:
