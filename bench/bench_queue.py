@@ -53,6 +53,14 @@ def wrk(url: str, seconds: float, connections: int, script: str | None = None) -
             "errors": sum(map(int, errors.groups())) if errors else 0}
 
 
+def post_script(folder: Path) -> str:
+    """A wrk script that POSTs :data:`BODY` as JSON (written into ``folder``); its path."""
+    script = Path(folder) / "post.lua"
+    script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                      f"wrk.body = {json.dumps(json.dumps(BODY))}\n")
+    return str(script)
+
+
 def request(conn: http.client.HTTPConnection, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
     headers = {"Authorization": AUTH}
     if body is not None:
@@ -106,15 +114,13 @@ def main() -> int:
         request(conn, "GET", f"/queue/{APP}/requests/{rid}/status")
         request(conn, "GET", f"/queue/{APP}/requests/{rid}")  # renders once; later GETs are cached
         conn.close()
-        script = Path(tmp) / "post.lua"
-        script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                          f"wrk.body = {json.dumps(json.dumps(BODY))}\n")
+        script = post_script(Path(tmp))
         # warm up both paths once, then measure
         wrk(f"{base}/queue/{APP}/requests/{rid}/status?logs=0", 1, args.connections)
         rows = {
             "status": wrk(f"{base}/queue/{APP}/requests/{rid}/status?logs=0", args.duration, args.connections),
             "result": wrk(f"{base}/queue/{APP}/requests/{rid}", args.duration, args.connections),
-            "submit": wrk(f"{base}/queue/{ENDPOINT}", args.duration, args.connections, str(script)),
+            "submit": wrk(f"{base}/queue/{ENDPOINT}", args.duration, args.connections, script),
         }
         trips = round_trips(server.port, args.round_trips)
         trips.sort()

@@ -33,11 +33,9 @@ PEERS = ROOT.parent / "shared" / "bench" / "peers"
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-AUTH = "Authorization: Key bench:secret"
-ENDPOINT = "fal-ai/wan-25-preview/image-to-image"
-APP = "fal-ai/wan-25-preview"
-BODY = json.dumps({"prompt": "Reimagine the scene under a raging thunderstorm at night",
-                   "image_urls": ["https://example.com/a.png"], "seed": 42}).encode()
+from bench_queue import APP, BODY, ENDPOINT, post_script, wrk as run_wrk  # noqa: E402
+from bench_soak import HEADERS, rss_mb  # noqa: E402
+
 PORTS = {"fal-mock": 18292, "floor": 18293}
 
 
@@ -70,33 +68,24 @@ def machine() -> dict:
 
 # -- one target, measured the way the peers' script does ---------------------------------------
 
-def wrk(url: str, seconds: int, script: str | None = None, header: str = AUTH) -> float:
-    cmd = ["wrk", "-t1", "-c32", f"-d{seconds}s", "-H", header] + (["-s", script] if script else []) + [url]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    if bad:
-        raise RuntimeError(f"{url}: {bad.group(1)} non-2xx answers")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+def wrk(url: str, seconds: int, script: str | None = None) -> float:
+    """Requests/s of one wrk run (-t1 -c32, as run.sh); refuses a run with failed answers."""
+    row = run_wrk(url, seconds, 32, script)
+    if row["non2xx"] or row["errors"]:
+        raise RuntimeError(f"{url}: {row['non2xx']} non-2xx answers, {row['errors']} socket errors")
+    return row["rps"]
 
 
 def submit_once(port: int) -> dict | None:
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        conn.request("POST", f"/queue/{ENDPOINT}", body=BODY,
-                     headers={"Authorization": AUTH.split(": ", 1)[1], "Content-Type": "application/json"})
+        conn.request("POST", f"/queue/{ENDPOINT}", body=json.dumps(BODY).encode(), headers=HEADERS)
         response = conn.getresponse()
         data = response.read()
         conn.close()
         return json.loads(data) if 200 <= response.status < 300 else None
     except (OSError, ValueError):
         return None
-
-
-def rss_mb(pid: int) -> float:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def launch(cmd: list[str], port: int) -> tuple[subprocess.Popen, float]:
@@ -229,22 +218,10 @@ def own_figures(args) -> dict:
 
 
 def render_figures(repeats: int) -> dict:
-    from bench_render import PROMPT
-    from PIL import Image
+    from bench_render import render_times, sample_inputs
 
-    from mock_server.rendering import InputPreview, render_placeholder
-
-    inputs = (InputPreview.from_image(Image.linear_gradient("L").resize((640, 480)).convert("RGB"), "input 1"),
-              InputPreview.not_fetched("https://v3.fal.media/files/penguin/4VZ7I1ZK5XNv33LV2JBxg.png"))
-    figures = {}
-    for side in (1024, 5000):
-        times = []
-        for i in range(repeats):
-            start = time.perf_counter()
-            render_placeholder(seed=i, index=0, count=1, width=side, height=side, prompt=PROMPT, inputs=inputs)
-            times.append((time.perf_counter() - start) * 1000)
-        figures[side] = statistics.median(times)
-    return figures
+    inputs = sample_inputs()
+    return {side: statistics.median(render_times(side, side, repeats, inputs)[0]) for side in (1024, 5000)}
 
 
 # -- the table -----------------------------------------------------------------------------------
@@ -333,15 +310,13 @@ def main() -> int:
         use_peers = False
     host = machine()
     with tempfile.TemporaryDirectory() as tmp:
-        post_lua = Path(tmp) / "post.lua"
-        post_lua.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                            f"wrk.body = {json.dumps(BODY.decode())}\n")
+        post_lua = post_script(Path(tmp))
         note, rows = "", {}
         if use_peers:
             print("peers (run.sh) ...", file=sys.stderr)
             rows, note = peers(args, Path(tmp) / "raw")
         print("fal-mock and the floor, alternating ...", file=sys.stderr)
-        pair = measure_pair(args, str(post_lua))
+        pair = measure_pair(args, post_lua)
         if use_peers:
             rows["fal-mock"]["startup_py"] = pair["fal-mock"]["startup"]
             rows["fal-mock (with floor)"] = pair["fal-mock"]
