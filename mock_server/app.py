@@ -28,7 +28,7 @@ from typing import Any, Awaitable, Callable
 from mock_server import control, dashboard, fal_errors, storage, webhooks
 from mock_server._asgi import JSON, BodyTooLarge, HttpRequest, Receive, Scope, Send, send_bytes
 from mock_server.clock import ClockWaiter
-from mock_server.endpoints.base import Answer, EndpointEnv, Parsed
+from mock_server.endpoints.base import Answer, Endpoint, EndpointEnv, Parsed
 from mock_server.faults import Fault
 from mock_server.journal import BODY_KEEP
 from mock_server.mock import FalMock, app_of
@@ -90,6 +90,9 @@ class FalMockApp:
         mock.queue.on_change(self._on_change)
         self._closing = False
         self._auth_cache: tuple[Any, dict[bytes, Answer | None]] = (None, {})
+        # (path, scheme, host) of a queue submit -> (endpoint, queue base URL): a client
+        # submits to the same URL again and again, so the lane routes it with one lookup
+        self._submit_routes: dict[tuple[str, str, str], tuple[Endpoint, str]] = {}
         # Feature modules add their routes under /_mock/ and their start-up work here;
         # each keeps its service on the app (storage -> uploads, webhooks -> webhooks).
         self.uploads: Any = None
@@ -226,21 +229,28 @@ class FalMockApp:
         return status, headers, payload
 
     def _hot(self, request: HttpRequest) -> "tuple[int, bytes, list] | None":
+        if request.method == "POST" and not request.raw_query:
+            key = (request.path, request.scheme, request.host)
+            route = self._submit_routes.get(key)
+            if route is not None:
+                return self._lane_submit(request, *route)
         target = self._queue_target(request)
         if target is None:
             return None
         path, queue_base = target
-        denied = self.authorized(request, False)
-        if denied is not None:
-            return _reply(denied)
         segments = _segments(path)
         parts = _queue_path(segments)
         if parts is None:
             endpoint = self.mock.endpoint("/".join(segments)) if segments else None
             if endpoint is None or request.method != "POST" or request.raw_query:
                 return None
-            self._note(request, "submit", endpoint.endpoint_id)
-            return self._submit_reply(request, endpoint, request.read_body, queue_base, None)
+            if len(self._submit_routes) >= _ROUTES_KEPT:  # Host headers are the client's to vary
+                self._submit_routes.clear()
+            self._submit_routes[key] = (endpoint, queue_base)
+            return self._lane_submit(request, endpoint, queue_base)
+        denied = self.authorized(request, False)
+        if denied is not None:
+            return _reply(denied)
         app_path, request_id, action = parts
         call = _QUEUE_CALLS.get((action, request.method))
         if call not in ("status", "result") or not self.mock.knows_app(app_path):
@@ -252,6 +262,13 @@ class FalMockApp:
         if reply is not None:
             self._note(request, call, None, request_id)
         return reply
+
+    def _lane_submit(self, request: HttpRequest, endpoint: Endpoint, queue_base: str) -> "tuple[int, bytes, list]":
+        denied = self.authorized(request, False)
+        if denied is not None:
+            return _reply(denied)
+        self._note(request, "submit", endpoint.endpoint_id)
+        return self._submit_reply(request, endpoint, request.read_body, queue_base, None)
 
     async def _send_answer(self, send: Send, answer: Answer, request_id: str | None = None) -> None:
         await send_bytes(send, *_reply(answer, request_id))
@@ -753,6 +770,7 @@ def _request_urls(queue_base: str, app_path: str, request_id: str) -> dict[str, 
 
 
 _UNSEEN = object()
+_ROUTES_KEPT = 64  # submit routes the fast lane remembers (see FalMockApp._submit_routes)
 _HANDLED = object()  # _inject's marker: the fault already answered the call
 # (action after the request id, method) -> the call's name in the journal and fault rules
 _QUEUE_CALLS = {

@@ -36,6 +36,10 @@ NOT_FOUND = "NOT_FOUND"
 
 
 _ids = random.Random(os.urandom(32))
+_random_bits = _ids.getrandbits
+# UUID version 4 layout: version nibble 4, variant bits 10
+_UUID_CLEAR = ~((0xF000 << 64) | (0xC << 60)) & ((1 << 128) - 1)
+_UUID_SET = (0x4000 << 64) | (0x8 << 60)
 _INF = float("inf")
 
 
@@ -45,8 +49,7 @@ def new_request_id() -> str:
     ``uuid.uuid4()`` reads the OS entropy pool on every call; ids only need to be
     unique, so a generator seeded once from it is used instead (a third of the cost).
     """
-    n = _ids.getrandbits(128) & ~(0xF000 << 64) & ~(0xC << 60) | (0x4000 << 64) | (0x8 << 60)
-    h = "%032x" % n
+    h = (_random_bits(128) & _UUID_CLEAR | _UUID_SET).to_bytes(16, "big").hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -55,7 +54,10 @@ ERRORS_DOC_URL = "https://docs.fal.ai/errors/#"
 # 4300 digits, nesting deeper than json's recursion limit) with a 400 from its generic
 # ``except Exception`` branch in ``fastapi/routing.py``; fal does not override it.
 _NOT_PARSED = object()
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+# A run of 19+ digits, found by mapping every digit to "0" (no other byte is "0"): a bytes
+# translate and a substring search cost a quarter of the regex ``[0-9]{19}``.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGITS = b"0" * 19
 _UNPARSABLE_BODY = Answer(400, b'{"detail":"There was an error parsing the body"}')
 # What fal's catch-all handler sends for anything unexpected (fal SDK ``_build_app``).
 _INTERNAL_ERROR = Answer(500, b'{"detail":"Internal Server Error"}')
@@ -152,7 +154,7 @@ def decode_json_body(body: bytes) -> Any:
     # rest, except that it turns integers beyond 64 bits into floats: a body with a run
     # of 19+ digits goes to the stdlib parser (FastAPI's), which decides every odd body.
     data = _NOT_PARSED
-    if _LONG_DIGITS.search(body) is None:
+    if _LONG_DIGITS not in body.translate(_DIGITS_TO_ZERO):
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
