@@ -14,7 +14,6 @@ Thin by design: it parses paths, checks auth, and turns calls on
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import sys
 import time
@@ -820,6 +819,8 @@ def _admin_allowed(token: str | None, request: HttpRequest, path: str) -> bool:
     if given is None:
         scheme, _, value = (request.header("authorization") or "").partition(" ")
         given = value.strip() if scheme.lower() == "bearer" else ""
+    import hmac  # here: only servers with an admin token compare one (keeps start-up lean)
+
     return hmac.compare_digest(given.encode(), token.encode())
 
 

@@ -39,7 +39,6 @@ import json
 import logging
 import os
 import queue as _queue
-import sqlite3
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -53,6 +52,8 @@ from mock_server.files import StoredFile
 from mock_server.paths import FILES_PREFIX
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from mock_server.mock import FalMock
     from mock_server.queue import QueuedRequest
 
@@ -182,6 +183,8 @@ class Persistence:
         self._reproduce_lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
+        import sqlite3  # here, not at module level: serving without --state-dir never needs it
+
         db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None, timeout=30)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import signal
+import sys
 import threading
 
 from mock_server.app import FalMockApp
@@ -36,6 +38,7 @@ def uvicorn_config(app: FalMockApp, settings: Settings, tls_files=None, **overri
 
 def serve(settings: Settings, tls_files=None) -> None:
     """Serve until SIGINT/SIGTERM, then return normally (exit status 0, CLI.md)."""
+    lean_uvicorn()
     app = FalMockApp(FalMock(settings))
     try:
         _server_class(app)(uvicorn_config(app, settings, tls_files)).run()
@@ -68,3 +71,42 @@ def _server_class(app: FalMockApp | None = None):
                     signal.signal(sig, handler)
 
     return CleanExitServer
+
+
+def lean_uvicorn() -> None:
+    """Let ``import uvicorn`` skip uvicorn's command line until something asks for it.
+
+    uvicorn's package init imports ``uvicorn.main`` (click, watchfiles, the reload
+    supervisors, multiprocessing) only to offer ``uvicorn.run`` and ``uvicorn.main``;
+    serving needs ``Config`` and ``Server`` alone, and that import is ~15 ms of
+    ``fal-mock serve``'s start-up.  Here the package module is made without running its
+    init, ``Config`` and ``Server`` are set from their own modules, and any other name
+    (``run``, ``main``, ``__version__``, ...) runs the real init on first access (a
+    PEP 562 module ``__getattr__``): nothing is missing, only loaded late.  Called by
+    ``serve`` (the process fal-mock owns); a no-op when uvicorn is already imported.
+    """
+    if "uvicorn" in sys.modules:
+        return
+    spec = importlib.util.find_spec("uvicorn")
+    if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+        return
+    package = importlib.util.module_from_spec(spec)
+
+    def __getattr__(name: str):
+        if package.__dict__.pop("__getattr__", None) is not None:
+            spec.loader.exec_module(package)  # the real init, once
+        return package.__dict__[name] if name in package.__dict__ else _no_attribute(name)
+
+    package.__getattr__ = __getattr__
+    sys.modules["uvicorn"] = package
+    try:
+        from uvicorn.config import Config
+        from uvicorn.server import Server
+    except BaseException:
+        del sys.modules["uvicorn"]
+        raise
+    package.Config, package.Server = Config, Server
+
+
+def _no_attribute(name: str):
+    raise AttributeError(f"module 'uvicorn' has no attribute {name!r}")
