@@ -51,14 +51,14 @@ import orjson
 
 from mock_server import fal_errors
 from mock_server._asgi import HttpRequest, Send, send_bytes
-from mock_server.paths import FILES_PREFIX, own_file_name
+from mock_server.paths import DASHBOARD_ROOT, FILES_PREFIX, own_file_name
 from mock_server.queue import COMPLETED, IN_PROGRESS, IN_QUEUE, QueuedRequest
 
 if TYPE_CHECKING:
     from mock_server.app import FalMockApp
     from mock_server.journal import JournalEntry
 
-ROOT = "/_mock/"
+ROOT = DASHBOARD_ROOT
 UI = "/_mock/ui/"
 PAGE_SIZE = 50
 #: Events a browser may fall behind before it is dropped (it reconnects and resyncs).
@@ -910,10 +910,11 @@ class Dashboard:
 
 
 def install(app: "FalMockApp") -> Dashboard:
-    """Mount the dashboard on ``/_mock/`` (call after every other feature's install: prefixes
-    match in order, and this one matches every ``/_mock/...`` path left over)."""
+    """Mount the dashboard on ``/_mock/`` (in the place the app reserved for it, after every
+    other feature: prefixes match in order, and this one matches every ``/_mock/...`` path
+    left over).  The app installs it on the first call there, maybe after start-up: the
+    event stream binds the dashboard to the server's loop itself."""
     dashboard = Dashboard(app)
-    app.dashboard = dashboard  # type: ignore[attr-defined]
     app.on_startup(dashboard.bind)
     app.on_shutdown(dashboard.stop)
     app.mount(ROOT, dashboard.handle)

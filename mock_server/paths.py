@@ -3,6 +3,7 @@
 FILES_PREFIX = "/_mock/files/"  # stored files: rendered outputs and uploads
 REST_PREFIX = "/_mock/rest/"  # stands for https://rest.fal.ai/ (storage initiate, CDN token)
 CDN_PREFIX = "/_mock/cdn/"  # stands for https://v3.fal.media/ (CDN uploads)
+DASHBOARD_ROOT = "/_mock/"  # the dashboard: the page, and every /_mock/ path no other feature serves
 PROXY_PATH = "/api/fal/proxy"  # fal's server-proxy convention (fal-js libs/proxy)
 
 _LOOPBACK_HOSTS = frozenset(("127.0.0.1", "localhost", "::1"))

@@ -485,13 +485,12 @@ class StorageService:
 def install(app) -> StorageService:
     """Mount the storage routes on a FalMockApp (REST_PREFIX, CDN_PREFIX, and PUT/POST under FILES_PREFIX).
 
-    The service is kept as ``app.uploads`` (tests and the control API may look at it).
+    The app keeps the service it returns as ``app.uploads`` (tests and the control API may look at it).
     """
     service = StorageService(app)
     app.mount(REST_PREFIX, service.rest)
     app.mount(CDN_PREFIX, service.cdn)
     app.mount(FILES_PREFIX, service.files)  # GET/HEAD of a file stay app.py's
-    app.uploads = service
     on_reset = getattr(app.mock, "on_reset", None)
     if on_reset is not None:
         on_reset(service.forget_uploads)

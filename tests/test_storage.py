@@ -164,6 +164,21 @@ def test_unknown_and_expired_tokens_are_refused(mock):
     assert multipart.status_code == 401
 
 
+def test_storage_routes_load_on_first_use_in_their_place_before_the_dashboard(mock):
+    """Storage and the dashboard load on their first call; whichever comes first, the
+    storage prefixes keep matching before the dashboard's catch-all /_mock/."""
+    server, client = mock
+    assert set(server.app._features) == set()  # neither loaded by start-up
+    assert client.get("/_mock/").status_code == 200  # the dashboard page loads the dashboard
+    assert set(server.app._features) == {"mock_server.dashboard"}
+    body = token(client)  # /_mock/rest/...: storage, not the dashboard's 404
+    assert body["token_type"] == "Bearer"
+    assert set(server.app._features) == {"mock_server.dashboard", "mock_server.storage"}
+    assert server.app.uploads is server.app._features["mock_server.storage"]
+    assert [prefix for prefix, _ in server.app._mounts][-4:] == [
+        "/_mock/rest/", "/_mock/cdn/", "/_mock/files/", "/_mock/"]
+
+
 # -- Python client: fal_v3 (default) -----------------------------------------------------------
 
 
