@@ -25,6 +25,7 @@ with warnings.catch_warnings():  # starlette suggests httpx2; plain httpx is wha
     from starlette.testclient import TestClient
 
 from mock_server.endpoints.base import Answer, Parsed
+from mock_server.endpoints import wan25_i2i
 from mock_server.endpoints.wan25_i2i import Wan25ImageToImage
 
 PROFILES = ("documented", "published")
@@ -254,3 +255,20 @@ def test_quick_accept_leaves_lone_surrogates_to_pydantic() -> None:
     body = b'{"prompt": "ok", "image_urls": ["x"], "negative_prompt": "\\udc00"}'
     assert_same_as_fastapi("documented", body)
     assert ENDPOINTS["documented"].parse(body).status == 422
+
+
+def test_a_repeated_body_is_validated_once_and_still_draws_a_fresh_seed() -> None:
+    endpoint = Wan25ImageToImage()
+    seeded = json.dumps({**VALID, "seed": 5}).encode()
+    unseeded = json.dumps(VALID).encode()
+    bad = json.dumps({**VALID, "num_images": 9}).encode()
+    first = [endpoint.parse(body) for body in (seeded, unseeded, bad)]
+    assert set(endpoint._validated) == {seeded, unseeded, bad}
+    again = [endpoint.parse(bytes(body)) for body in (seeded, unseeded, bad)]  # equal bytes, new objects
+    assert again[0].params is first[0].params and again[0].params.seed == 5
+    seeds = {endpoint.parse(unseeded).params.seed for _ in range(20)} | {first[1].params.seed, again[1].params.seed}
+    assert len(seeds) > 1, "a body without a seed gets a new random seed per request"
+    assert again[2] == first[2] and again[2].status == 422
+    for n in range(wan25_i2i.VALIDATED_KEPT + 5):  # bounded: the memo starts afresh when full
+        endpoint.parse(json.dumps({**VALID, "seed": n}).encode())
+    assert len(endpoint._validated) <= wan25_i2i.VALIDATED_KEPT
