@@ -268,10 +268,11 @@ class FalMockApp:
         return status, headers, payload
 
     def _hot(self, request: HttpRequest) -> "tuple[int, bytes, list] | None":
-        if request.method == "POST" and not request.raw_query:
-            key = (request.path, request.scheme, request.host)
-            route = self._submit_routes.get(key)
-            if route is not None:
+        submit = request.method == "POST" and not request.raw_query
+        if submit:
+            route = self._submit_routes.get((request.path, request.scheme, request.host))
+            # still the endpoint registered for that id (configure() may have replaced it)
+            if route is not None and self.mock.endpoint(route[0].endpoint_id) is route[0]:
                 return self._lane_submit(request, *route)
         target = self._queue_target(request)
         if target is None:
@@ -281,11 +282,11 @@ class FalMockApp:
         parts = _queue_path(segments)
         if parts is None:
             endpoint = self.mock.endpoint("/".join(segments)) if segments else None
-            if endpoint is None or request.method != "POST" or request.raw_query:
+            if endpoint is None or not submit:
                 return None
             if len(self._submit_routes) >= _ROUTES_KEPT:  # Host headers are the client's to vary
                 self._submit_routes.clear()
-            self._submit_routes[key] = (endpoint, queue_base)
+            self._submit_routes[(request.path, request.scheme, request.host)] = (endpoint, queue_base)
             return self._lane_submit(request, endpoint, queue_base)
         denied = self.authorized(request, False)
         if denied is not None:

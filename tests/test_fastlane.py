@@ -8,6 +8,7 @@ request ids a submit mints.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import socket
 
@@ -284,3 +285,21 @@ def test_the_lane_steps_aside_while_writes_are_paused():
         protocol.connection_lost(None)
 
     asyncio.run(scenario())
+
+
+def test_a_remembered_submit_route_follows_a_change_of_validation_profile():
+    """The lane remembers where a submit URL leads; configure() swapping the endpoints for
+    another validation profile must reach the very next submit."""
+    mock = FalMock(Settings(profile="instant"))
+    server = BackgroundServer(mock).start()
+    long_prompt = json.dumps({"prompt": "x" * 2001, "image_urls": ["https://example.com/a.png"]}).encode()
+    try:
+        conn = Conn(server.port)
+        for validation, valid in (("documented", False), ("published", True), ("documented", False)):
+            mock.configure(validation=validation)
+            conn.send(request("POST", SUBMIT, long_prompt))
+            rid = _UUID.search(conn.response()).group(0).decode()
+            assert mock.queue.get(rid).valid is valid, validation  # published: truncated, accepted
+        conn.close()
+    finally:
+        server.stop()
