@@ -78,7 +78,7 @@ def lean_uvicorn() -> None:
 
     uvicorn's package init imports ``uvicorn.main`` (click, watchfiles, the reload
     supervisors, multiprocessing) only to offer ``uvicorn.run`` and ``uvicorn.main``;
-    serving needs ``Config`` and ``Server`` alone, and that import is ~15 ms of
+    serving needs ``Config`` and ``Server`` alone, and that import is ~12 ms of
     ``fal-mock serve``'s start-up.  Here the package module is made without running its
     init, ``Config`` and ``Server`` are set from their own modules, and any other name
     (``run``, ``main``, ``__version__``, ...) runs the real init on first access (a
@@ -95,7 +95,10 @@ def lean_uvicorn() -> None:
     def __getattr__(name: str):
         if package.__dict__.pop("__getattr__", None) is not None:
             spec.loader.exec_module(package)  # the real init, once
-        return package.__dict__[name] if name in package.__dict__ else _no_attribute(name)
+        try:
+            return package.__dict__[name]
+        except KeyError:
+            raise AttributeError(f"module 'uvicorn' has no attribute {name!r}") from None
 
     package.__getattr__ = __getattr__
     sys.modules["uvicorn"] = package
@@ -106,7 +109,3 @@ def lean_uvicorn() -> None:
         del sys.modules["uvicorn"]
         raise
     package.Config, package.Server = Config, Server
-
-
-def _no_attribute(name: str):
-    raise AttributeError(f"module 'uvicorn' has no attribute {name!r}")
