@@ -31,6 +31,7 @@ class BackgroundServer:
         self._port = port
         self._tls = tls_files
         self._server = None
+        self.config = None  # the uvicorn.Config, once started
         self._thread: threading.Thread | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.port: int | None = None
@@ -42,14 +43,13 @@ class BackgroundServer:
         return f"{scheme}://{self.host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> "BackgroundServer":
-        import uvicorn
-
         from mock_server.server import uvicorn_config
+        from mock_server.uvicorn_compat import DrivenServer
 
         settings = self.mock.settings.with_(host=self.host, port=self._port)
         config = uvicorn_config(self.app, settings, self._tls, **{"log_level": "error", **self._options})
-        self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # not the main thread
+        self.config = config  # the uvicorn.Config it serves with
+        self._server = driven = DrivenServer(config)
         ready = threading.Event()
         failure: list[BaseException] = []
 
@@ -60,22 +60,13 @@ class BackgroundServer:
                 asyncio.set_event_loop(loop)
 
                 async def main() -> None:
-                    # uvicorn's own serve() polls its exit flag every 0.1 s; driving
-                    # startup/shutdown here lets stop() end the server at once.
-                    server = self._server
-                    if not config.loaded:
-                        config.load()
-                    server.lifespan = config.lifespan_class(config)
                     self._stopping = asyncio.Event()
-                    await server.startup()
-                    if server.started:
-                        self.port = server.servers[0].sockets[0].getsockname()[1]
+                    self.port = await driven.start()
                     ready.set()
-                    if not server.started:
+                    if self.port is None:
                         return
                     await self._stopping.wait()
-                    server.should_exit = True
-                    await _quick_shutdown(server)
+                    await driven.stop()
 
                 loop.run_until_complete(main())
             except BaseException as exc:  # surfaced to start()
@@ -117,24 +108,8 @@ class BackgroundServer:
         self.stop()
 
 
-async def _quick_shutdown(server, grace: float = 1.0) -> None:
-    """uvicorn's ``Server.shutdown`` without its fixed 0.1 s sleeps: stop accepting, ask every
-    connection to close, wait (polling each millisecond, at most ``grace`` s) for the
-    in-flight requests, then run the lifespan shutdown.  A test session stops in ~ms."""
-    for listener in server.servers:
-        listener.close()
-    state = server.server_state
-    for connection in list(state.connections):
-        connection.shutdown()
-    deadline = asyncio.get_running_loop().time() + grace
-    while (state.connections or state.tasks) and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.001)
-    for task in list(state.tasks):
-        task.cancel()
-    await server.lifespan.shutdown()
-
-
 def _new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed, asyncio's loop elsewhere (uvicorn's ``loop="auto"``)."""
     try:
         import uvloop
     except ImportError:  # uvicorn[standard] brings it; fall back all the same

@@ -57,7 +57,9 @@ class ControlRoutes:
         return data
 
     async def health(self, request: HttpRequest, send: Send) -> None:
-        await self._ok(send, {"status": "ok", "requests": len(self.mock.queue)})
+        from mock_server.preload import preloaded
+
+        await self._ok(send, {"status": "ok", "requests": len(self.mock.queue), "preloaded": preloaded()})
 
     async def requests(self, request: HttpRequest, send: Send) -> None:
         if request.method != "GET":

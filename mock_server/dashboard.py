@@ -122,6 +122,13 @@ def _template(name: str) -> Template:
     return found
 
 
+def preload() -> None:
+    """Read the page templates and static files into memory (:mod:`mock_server.preload`)."""
+    for name in ("index.html", "detail.html"):
+        _template(name)
+    asset_version()
+
+
 def _static_file(name: str) -> bytes:
     found = _static.get(name)
     if found is None:

@@ -14,6 +14,9 @@ The lane is taken only when nothing is ahead of the request on its connection (n
 pipelined request waiting, no response in progress), so answers keep their order, and
 not while the connection's writes are paused (a client that does not read its answers
 meets uvicorn's own back-pressure).
+
+It copies uvicorn's response framing and reads its protocol's private state, so it is used
+only through :mod:`mock_server.uvicorn_compat`, on the uvicorn releases that were proved.
 """
 from __future__ import annotations
 

@@ -56,33 +56,3 @@ def test_bad_flags_are_refused_with_a_message():
     assert done.returncode != 0 and "--workers must be at least 1" in done.stderr
     done = run_cli("serve", "--profile", "slow")
     assert done.returncode == 2 and "invalid choice" in done.stderr
-
-
-LEAN_UVICORN_CHECK = """
-import sys
-from mock_server.server import lean_uvicorn
-lean_uvicorn()
-import uvicorn, uvicorn.lifespan.on
-from uvicorn import Config, Server
-print(Config is uvicorn.config.Config, Server is uvicorn.server.Server)
-print("uvicorn.main" in sys.modules, "click" in sys.modules)
-from uvicorn import run
-print(run.__module__, uvicorn.__version__ == __import__("importlib.metadata").metadata.version("uvicorn"))
-try:
-    uvicorn.no_such_name
-except AttributeError as exc:
-    print("AttributeError", exc)
-"""
-
-
-def test_serve_imports_uvicorn_without_its_command_line_yet_every_name_still_resolves():
-    """``serve`` skips uvicorn's CLI import (click, watchfiles) at start-up; the rest of the
-    package (run, main, __version__) loads on first use, so nothing a caller reaches is missing."""
-    done = subprocess.run([sys.executable, "-c", LEAN_UVICORN_CHECK], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == [
-        "True True",
-        "False False",  # serving needs neither uvicorn.main nor click
-        "uvicorn.main True",
-        "AttributeError module 'uvicorn' has no attribute 'no_such_name'",
-    ]
