@@ -17,7 +17,7 @@ import json
 import time
 
 from mock_server.app import FalMockApp
-from mock_server.mock import FalMock
+from mock_server.emulator import FalMock
 from mock_server.settings import Settings
 
 BODY = json.dumps({"prompt": "Reimagine the scene under a raging thunderstorm at night",

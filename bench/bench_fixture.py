@@ -14,8 +14,8 @@ import json
 import statistics
 import time
 
-from mock_server.background import BackgroundServer
-from mock_server.mock import FalMock
+from mock_server.server.background import BackgroundServer
+from mock_server.emulator import FalMock
 from mock_server.settings import Settings
 
 APP = "fal-ai/wan-25-preview"

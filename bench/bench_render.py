@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from PIL import Image  # noqa: E402
 
-from mock_server.rendering import InputPreview, render_placeholder  # noqa: E402
+from mock_server.endpoints.fal_app.rendering import InputPreview, render_placeholder  # noqa: E402
 
 PROMPT = (
     "Reimagine the scene under a raging thunderstorm at night: lightning forks across the sky, "

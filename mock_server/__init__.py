@@ -11,7 +11,7 @@ __all__ = ["FalMock", "FalMockApp", "Settings", "__version__"]
 
 def __getattr__(name: str):
     if name == "FalMock":
-        from mock_server.mock import FalMock
+        from mock_server.emulator import FalMock
 
         return FalMock
     if name == "FalMockApp":

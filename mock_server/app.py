@@ -1,7 +1,7 @@
 """The HTTP face of the mock: fal's queue, run and proxy protocol over raw ASGI.
 
 Thin by design: it parses paths, checks auth, and turns calls on
-:class:`~mock_server.mock.FalMock` into fal's wire format.  Routing (PROTOCOL.md §1, §3):
+:class:`~mock_server.emulator.FalMock` into fal's wire format.  Routing (PROTOCOL.md §1, §3):
 
 - ``/queue/{id...}`` (or any path on a ``Host: queue.*``): the queue host.
   ``POST /{endpoint_id}`` submits; ``GET .../requests/{rid}/status[/]``,
@@ -26,16 +26,18 @@ import orjson
 
 from typing import Any, Awaitable, Callable
 
-from mock_server import control, fal_errors, webhooks
+from mock_server import control, webhooks
+from mock_server.core import fal_errors
 from mock_server._asgi import JSON, BodyTooLarge, HttpRequest, Receive, Scope, Send, send_bytes
-from mock_server.clock import ClockWaiter
-from mock_server.endpoints.base import Answer, Endpoint, EndpointEnv, Parsed
-from mock_server.faults import Fault
-from mock_server.journal import BODY_KEEP
-from mock_server.mock import FalMock, app_of
+from mock_server.core.clock import ClockWaiter
+from mock_server.core.answers import Answer
+from mock_server.core.endpoint import Endpoint, EndpointEnv, Parsed
+from mock_server.core.faults import Fault
+from mock_server.core.journal import BODY_KEEP
+from mock_server.emulator import FalMock, app_of
 from mock_server.settings import Settings
-from mock_server.paths import CDN_PREFIX, DASHBOARD_ROOT, FILES_PREFIX, PROXY_PATH, REST_PREFIX, own_file_name
-from mock_server.queue import (
+from mock_server.core.paths import CDN_PREFIX, DASHBOARD_ROOT, FILES_PREFIX, PROXY_PATH, REST_PREFIX, own_file_name
+from mock_server.core.queue import (
     ALREADY_COMPLETED,
     CANCELLATION_REQUESTED,
     COMPLETED,
@@ -90,6 +92,9 @@ class FalMockApp:
         self._shutdown: list[Callable[[], Any]] = []
         mock.queue.on_change(self._on_change)
         self._closing = False
+        # whether everything loaded on first use is in memory (health); the server that
+        # preloads sets it (mock_server.server.preload)
+        self.preloaded: Callable[[], bool] = lambda: False
         self._auth_cache: tuple[Any, dict[bytes, Answer | None]] = (None, {})
         # (path, scheme, host) of a queue submit -> (endpoint, queue base URL): a client
         # submits to the same URL again and again, so the lane routes it with one lookup
@@ -173,13 +178,20 @@ class FalMockApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self._ensure_waiter()
-                await _run_hooks(self._startup)
+                await self.startup()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await _run_hooks(self._shutdown)
+                await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def startup(self) -> None:
+        """Start-up on the server's loop (the lifespan's, or the app that mounts this one)."""
+        self._ensure_waiter()
+        await _run_hooks(self._startup)
+
+    async def shutdown(self) -> None:
+        await _run_hooks(self._shutdown)
 
     def begin_shutdown(self) -> None:
         """The server is stopping (SIGTERM/SIGINT): end open status streams now, so that
@@ -199,12 +211,15 @@ class FalMockApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = HttpRequest(scope, receive)
-        # uvicorn's per-request cycle owns the transport: faults that drop or cut a
-        # connection need it (PROTOCOL.md §4.3: clients retry transport errors).
-        request.transport = getattr(getattr(send, "__self__", None), "transport", None)
+        # faults that drop or cut a connection need it (PROTOCOL.md §4.3: clients retry
+        # transport errors); the server's protocol passes it as a scope extension
+        request.transport = scope.get("extensions", {}).get("fal_mock.transport")
         path = request.path
         entry = None
-        if not path.startswith("/_mock/") or path.startswith(_JOURNALED_MOCK_PATHS):
+        recorded = scope.get("fal_mock.journal_entry")  # the web face's journal recorder has it
+        if recorded is not None:
+            request.entry = recorded
+        elif not path.startswith("/_mock/") or path.startswith(_JOURNALED_MOCK_PATHS):
             entry = self._journal_entry(request)
             started = time.perf_counter()
             raw_send = send
@@ -241,7 +256,7 @@ class FalMockApp:
     # -- the hot calls, answered without an ASGI cycle ------------------------------------
     def fast_lane(self, scope: Scope, body: bytes) -> "Reply | None":
         """Answer a queue submit, status poll or result GET synchronously, for the server's
-        fast lane (:mod:`mock_server.fastlane`), as ``(status, headers, body)``; or None, and
+        fast lane (:mod:`mock_server.server.fastlane`), as ``(status, headers, body)``; or None, and
         the call takes the ASGI path (fault rules armed, streams, cancels, the run host,
         uploads, ``/_mock/``, a result still to be drawn, a submit with a query).  The
         bytes on the wire are the same either way."""
@@ -725,7 +740,7 @@ class FalMockApp:
             while clock.now() < done_at:
                 await waiter.sleep_until(done_at)
         if fault is not None:
-            answer = fault.result_answer()
+            answer = self.mock.fault_answer(fault)
         else:
             answer = await self.mock.produce(endpoint, parsed, request_id, self._env(request))
         await self._send_answer(send, answer, request_id)

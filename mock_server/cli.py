@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from mock_server.settings import DEFAULT_PORT, Settings, default_state_dir
-from mock_server.timing import PROFILES
+from mock_server.core.timing import PROFILES
 
 
 def _add_server_flags(parser: argparse.ArgumentParser) -> None:
@@ -95,7 +95,7 @@ def banner_lines(settings: Settings, tls_files=None) -> list[str]:
 def _tls_files(settings: Settings):
     if not settings.tls:
         return None
-    from mock_server.tls import ensure_tls
+    from mock_server.server.tls import ensure_tls
 
     return ensure_tls(settings.state_dir)
 
@@ -116,8 +116,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for line in banner_lines(settings, tls_files):
         print(line)
     sys.stdout.flush()
-    from mock_server.persistence import StateDirBusy
-    from mock_server.server import serve
+    from mock_server.features.persistence import StateDirBusy
+    from mock_server.server.serving import serve
 
     try:
         serve(settings, tls_files)

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from mock_server import fal_errors
+from mock_server.core import fal_errors
 from mock_server._asgi import HttpRequest, Send, send_bytes
-from mock_server.faults import FaultError
+from mock_server.core.faults import FaultError
 from mock_server.settings import Settings
 
 if TYPE_CHECKING:
@@ -57,9 +57,7 @@ class ControlRoutes:
         return data
 
     async def health(self, request: HttpRequest, send: Send) -> None:
-        from mock_server.preload import preloaded
-
-        await self._ok(send, {"status": "ok", "requests": len(self.mock.queue), "preloaded": preloaded()})
+        await self._ok(send, {"status": "ok", "requests": len(self.mock.queue), "preloaded": self.app.preloaded()})
 
     async def requests(self, request: HttpRequest, send: Send) -> None:
         if request.method != "GET":

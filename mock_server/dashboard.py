@@ -49,14 +49,14 @@ from urllib.parse import unquote_to_bytes, urlencode, urlsplit
 
 import orjson
 
-from mock_server import fal_errors
+from mock_server.core import fal_errors
 from mock_server._asgi import HttpRequest, Send, send_bytes
-from mock_server.paths import DASHBOARD_ROOT, FILES_PREFIX, own_file_name
-from mock_server.queue import COMPLETED, IN_PROGRESS, IN_QUEUE, QueuedRequest
+from mock_server.core.paths import DASHBOARD_ROOT, FILES_PREFIX, own_file_name
+from mock_server.core.queue import COMPLETED, IN_PROGRESS, IN_QUEUE, QueuedRequest
 
 if TYPE_CHECKING:
     from mock_server.app import FalMockApp
-    from mock_server.journal import JournalEntry
+    from mock_server.core.journal import JournalEntry
 
 ROOT = DASHBOARD_ROOT
 UI = "/_mock/ui/"
@@ -77,7 +77,7 @@ ROW_KINDS = frozenset(("submit", "run"))
 STATUS_FILTERS = (IN_QUEUE, IN_PROGRESS, COMPLETED, "error")
 _LOOPBACK = frozenset(("127.0.0.1", "localhost", "::1"))
 try:
-    from mock_server.inputs import MAX_INPUTS_READ as USED_INPUTS
+    from mock_server.endpoints.fal_app.inputs import MAX_INPUTS_READ as USED_INPUTS
 except ImportError:  # pragma: no cover
     USED_INPUTS = 2
 
@@ -123,7 +123,7 @@ def _template(name: str) -> Template:
 
 
 def preload() -> None:
-    """Read the page templates and static files into memory (:mod:`mock_server.preload`)."""
+    """Read the page templates and static files into memory (:mod:`mock_server.server.preload`)."""
     for name in ("index.html", "detail.html"):
         _template(name)
     asset_version()

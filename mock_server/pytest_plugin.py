@@ -41,8 +41,8 @@ class FalMockFixture:
     """What a test sees of the mock (the ``fal_mock`` fixture).
 
     Attributes: ``url`` (the server, http), ``run_url`` / ``queue_url`` (what
-    ``fal_client`` is pointed at), ``key``, ``mock`` (the :class:`~mock_server.mock.FalMock`),
-    ``clock`` (freeze / advance), ``faults`` (the :class:`~mock_server.faults.FaultPlan`),
+    ``fal_client`` is pointed at), ``key``, ``mock`` (the :class:`~mock_server.emulator.FalMock`),
+    ``clock`` (freeze / advance), ``faults`` (the :class:`~mock_server.core.faults.FaultPlan`),
     ``journal``.  Calls that change server state run on the server's own thread.
     """
 
@@ -59,7 +59,7 @@ class FalMockFixture:
         self.journal = self.mock.journal
         #: Webhook deliveries and switches: ``configure(bad_signature=...)``, ``deliveries``,
         #: ``wait_for_deliveries(n)``.
-        self.webhooks = server.app.webhooks
+        self.webhooks = server.legacy.webhooks
 
     # -- steering ---------------------------------------------------------------------
     def configure(self, **options: Any) -> None:
@@ -77,7 +77,7 @@ class FalMockFixture:
         return self.faults.add(on, times=1, **fault)
 
     def add_fault(self, on: str = "any", **rule: Any):
-        """A fault rule (see :class:`~mock_server.faults.FaultPlan.add`)."""
+        """A fault rule (see :class:`~mock_server.core.faults.FaultPlan.add`)."""
         return self.faults.add(on, **rule)
 
     # -- looking ----------------------------------------------------------------------
@@ -121,8 +121,8 @@ def _wire_fal_client(fixture: FalMockFixture, monkeypatch: pytest.MonkeyPatch) -
 @pytest.fixture(scope="session")
 def fal_mock_server() -> Iterator[Any]:
     """The session's mock server (a BackgroundServer); most tests want ``fal_mock``."""
-    from mock_server.background import BackgroundServer
-    from mock_server.mock import FalMock
+    from mock_server.server.background import BackgroundServer
+    from mock_server.emulator import FalMock
     from mock_server.settings import Settings
 
     server = BackgroundServer(FalMock(Settings(profile="instant"))).start()

@@ -1,6 +1,7 @@
 """One settings object for the whole server, filled from CLI flags (and a few env vars)."""
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -62,6 +63,23 @@ class Settings:
     @property
     def base_url(self) -> str:
         """The URL a client on this machine dials (wildcard binds become loopback)."""
-        from mock_server.shell_env import client_host
-
         return f"{self.scheme}://{client_host(self.host, self.port)}"
+
+
+# A server bound to "every address" is reached by clients on loopback, and the TLS
+# certificate only names loopback.
+_WILDCARD_TO_LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+
+
+def client_host(host: str, port: int) -> str:
+    """``host:port`` as a client should dial it: wildcard binds become loopback, IPv6 gets brackets."""
+    host = host.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    host = _WILDCARD_TO_LOOPBACK.get(host, host)
+    try:
+        if isinstance(ipaddress.ip_address(host), ipaddress.IPv6Address):
+            host = f"[{host}]"
+    except ValueError:
+        pass  # a host name
+    return f"{host}:{int(port)}"

@@ -5,32 +5,15 @@
 """
 from __future__ import annotations
 
-import ipaddress
 import shlex
 from typing import TYPE_CHECKING
 
+from mock_server.settings import client_host
+
 if TYPE_CHECKING:
-    from .tls import TLSFiles
+    from mock_server.server.tls import TLSFiles
 
-__all__ = ["export_lines", "client_host"]
-
-# A server bound to "every address" is reached by clients on loopback, and the TLS
-# certificate only names loopback.
-_WILDCARD_TO_LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
-
-
-def client_host(host: str, port: int) -> str:
-    """``host:port`` as a client should dial it: wildcard binds become loopback, IPv6 gets brackets."""
-    host = host.strip()
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    host = _WILDCARD_TO_LOOPBACK.get(host, host)
-    try:
-        if isinstance(ipaddress.ip_address(host), ipaddress.IPv6Address):
-            host = f"[{host}]"
-    except ValueError:
-        pass  # a host name
-    return f"{host}:{int(port)}"
+__all__ = ["export_lines"]
 
 
 def export_lines(

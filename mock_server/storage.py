@@ -40,10 +40,10 @@ from typing import Any, Callable
 
 import orjson
 
-from mock_server import fal_errors
+from mock_server.core import fal_errors
 from mock_server._asgi import HttpRequest, Send, send_bytes
-from mock_server.endpoints.base import Answer
-from mock_server.paths import CDN_PREFIX, FILES_PREFIX, PROXY_PATH, REST_PREFIX
+from mock_server.core.answers import Answer
+from mock_server.core.paths import CDN_PREFIX, FILES_PREFIX, PROXY_PATH, REST_PREFIX
 
 __all__ = [
     "CDN_TOKEN_TTL_SECONDS",

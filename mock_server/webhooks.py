@@ -63,10 +63,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from mock_server import fal_errors
+from mock_server.core import fal_errors
 from mock_server._asgi import HttpRequest, Send, send_bytes
-from mock_server.paths import REST_PREFIX
-from mock_server.queue import COMPLETED, QueuedRequest
+from mock_server.core.paths import REST_PREFIX
+from mock_server.core.queue import COMPLETED, QueuedRequest
 
 if TYPE_CHECKING:
     import httpx

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import orjson
 
-from mock_server.endpoints.base import Answer, Endpoint, EndpointEnv, Parsed
+from mock_server.core.answers import Answer
+from mock_server.core.endpoint import Endpoint, EndpointEnv, Parsed
 
 
 class EchoEndpoint(Endpoint):

@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from mock_server import dashboard
-from mock_server.background import BackgroundServer
-from mock_server.mock import FalMock
+from mock_server.server.background import BackgroundServer
+from mock_server.emulator import FalMock
 from mock_server.pytest_plugin import FalMockFixture, _wire_fal_client
 from mock_server.settings import Settings
 
@@ -57,8 +57,8 @@ def png_data_uri(size: int = 400, color=(200, 40, 40), noise: bool = False) -> s
 def server():
     mock = FalMock(Settings(profile="default", speed=1.0))
     background = BackgroundServer(mock)
-    if getattr(background.app, "dashboard", None) is None:  # until app.py installs it itself
-        dashboard.install(background.app)
+    if getattr(background.legacy, "dashboard", None) is None:  # until app.py installs it itself
+        dashboard.install(background.legacy)
     background.start()
     yield background
     background.stop()

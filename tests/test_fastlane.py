@@ -14,8 +14,8 @@ import socket
 
 import pytest
 
-from mock_server.background import BackgroundServer
-from mock_server.mock import FalMock
+from mock_server.server.background import BackgroundServer
+from mock_server.emulator import FalMock
 from mock_server.settings import Settings
 
 HOST = b"mock.test:8484"
@@ -233,8 +233,8 @@ def test_the_lane_steps_aside_while_writes_are_paused():
     from uvicorn.server import ServerState
 
     from mock_server.app import FalMockApp
-    from mock_server.fastlane import FastLaneProtocol
-    from mock_server.server import uvicorn_config
+    from mock_server.server.fastlane import FastLaneProtocol
+    from mock_server.server.serving import uvicorn_config
 
     class Transport(asyncio.Transport):
         def __init__(self) -> None:

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.specs.openapi.checks import response_schema_conformance  # noqa: E402
 
-from mock_server.background import BackgroundServer  # noqa: E402
-from mock_server.mock import FalMock  # noqa: E402
+from mock_server.server.background import BackgroundServer  # noqa: E402
+from mock_server.emulator import FalMock  # noqa: E402
 from mock_server.settings import Settings  # noqa: E402
 
 KEY = {"Authorization": "Key a:b"}

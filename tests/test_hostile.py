@@ -21,10 +21,10 @@ import pytest
 from PIL import Image
 from sample_images import bomb_png, data_uri, png
 
-from mock_server import inputs
-from mock_server.background import BackgroundServer
-from mock_server.endpoints.wan25_i2i import output_file_name
-from mock_server.mock import FalMock
+from mock_server.endpoints.fal_app import inputs
+from mock_server.server.background import BackgroundServer
+from mock_server.endpoints.wan25 import output_file_name
+from mock_server.emulator import FalMock
 from mock_server.settings import Settings
 
 KEY = {"Authorization": "Key a:b"}
@@ -288,9 +288,9 @@ def test_huge_header_values_and_thousands_of_headers_do_not_hurt_the_server(mock
     request = b"GET /_mock/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
     # uvicorn + httptools set no header-size cap: a 1 MiB value is read and answered.
     big = raw(mock.port, request + b"X-Big: " + b"a" * (1024 * 1024) + b"\r\n\r\n")
-    assert big.startswith(b"HTTP/1.1 200 OK\r\n") and big.endswith(b'{"status":"ok","requests":1}')
+    assert big.startswith(b"HTTP/1.1 200 OK\r\n") and big.endswith(b'{"status":"ok","requests":1,"preloaded":false}')
     many = raw(mock.port, request + b"".join(b"X-H%d: v\r\n" % i for i in range(5000)) + b"\r\n")
-    assert many.startswith(b"HTTP/1.1 200 OK\r\n") and many.endswith(b'{"status":"ok","requests":1}')
+    assert many.startswith(b"HTTP/1.1 200 OK\r\n") and many.endswith(b'{"status":"ok","requests":1,"preloaded":false}')
     # a huge Authorization header is just a wrong key format
     response = mock.client.get(bystander.body["status_url"], headers={"Authorization": "Key " + "a" * 100_000})
     assert (response.status_code, response.json()) == (401, {"detail": "Invalid Key Authorization header format. Expected '<key_id>:<key_secret>'."})
@@ -355,7 +355,7 @@ def test_pipelined_requests_are_answered_in_order(mock, bystander):
     data = raw(mock.port, (one + health + result).encode())
     statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", data)
     assert statuses == [b"202", b"200", b"400"]
-    assert b'"queue_position":0' in data and b'{"status":"ok","requests":1}' in data
+    assert b'"queue_position":0' in data and b'{"status":"ok","requests":1,"preloaded":false}' in data
     assert data.endswith(b'/status","cancel_url":"http://x/queue/' + f"{APP}/requests/{bystander.rid}/cancel".encode() + b'"}')
     assert b'"detail":"Request is still in progress"' in data
 

@@ -7,8 +7,8 @@ import httpx
 import pytest
 
 from echo_endpoint import EchoEndpoint
-from mock_server.background import BackgroundServer
-from mock_server.mock import FalMock
+from mock_server.server.background import BackgroundServer
+from mock_server.emulator import FalMock
 from mock_server.settings import Settings
 
 KEY = {"Authorization": "Key test-id:test-secret"}

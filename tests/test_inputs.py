@@ -12,10 +12,11 @@ from urllib.parse import quote_from_bytes
 import pytest
 from sample_images import bomb_png, data_uri, png
 
-from mock_server.endpoints.base import Answer, EndpointEnv
-from mock_server.files import FileStore
-from mock_server.inputs import ECHO_KEEP_CHARS, read_inputs
-from mock_server.rendering import InputPreview
+from mock_server.core.answers import Answer
+from mock_server.core.endpoint import EndpointEnv
+from mock_server.core.files import FileStore
+from mock_server.endpoints.fal_app.inputs import ECHO_KEEP_CHARS, read_inputs
+from mock_server.endpoints.fal_app.rendering import InputPreview
 
 
 ROUTES: dict[str, tuple[int, dict[str, str], bytes]] = {

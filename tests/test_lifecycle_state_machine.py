@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from echo_endpoint import EchoEndpoint
-from mock_server.clock import Clock
-from mock_server.endpoints.base import Answer, Parsed
-from mock_server.queue import (
+from mock_server.core.clock import Clock
+from mock_server.core.answers import Answer
+from mock_server.core.endpoint import Parsed
+from mock_server.core.queue import (
     ALREADY_COMPLETED,
     CANCELLATION_REQUESTED,
     COMPLETED,
@@ -25,7 +26,7 @@ from mock_server.queue import (
     NOT_FOUND,
     RequestQueue,
 )
-from mock_server.timing import TimingProfile
+from mock_server.core.timing import TimingProfile
 
 RANK = {IN_QUEUE: 0, IN_PROGRESS: 1, COMPLETED: 2}
 #: ``RequestQueue.reconfigure(workers=w)`` with fewer workers than requests running used to

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mock_server.mock import FalMock
-from mock_server.persistence import DB_NAME, FLUSH_INTERVAL, StateDirBusy
+from mock_server.emulator import FalMock
+from mock_server.features.persistence import DB_NAME, FLUSH_INTERVAL, StateDirBusy
 from mock_server.settings import Settings
 from server_process import ServerProcess, ServerStartError
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from fal_client.client import FalClientHTTPError
 
-from mock_server.faults import FaultPlan
+from mock_server.core.faults import FaultPlan
 
 APP = "fal-ai/wan-25-preview/image-to-image"
 ARGS = {"prompt": "a red fox", "image_urls": ["https://example.com/fox.png"], "seed": 3}

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 
 from echo_endpoint import EchoEndpoint
-from mock_server.clock import Clock
-from mock_server.endpoints.base import Parsed
-from mock_server.queue import (
+from mock_server.core.clock import Clock
+from mock_server.core.endpoint import Parsed
+from mock_server.core.queue import (
     ALREADY_COMPLETED,
     CANCELLATION_REQUESTED,
     COMPLETED,
@@ -15,7 +15,7 @@ from mock_server.queue import (
     NOT_FOUND,
     RequestQueue,
 )
-from mock_server.timing import TimingProfile
+from mock_server.core.timing import TimingProfile
 
 ENDPOINT = EchoEndpoint()
 FIXED_10S = TimingProfile("fixed", queue_delay=0.0, min_duration=10.0, max_duration=10.0)

@@ -12,7 +12,7 @@ import PIL
 import pytest
 from PIL import Image
 
-from mock_server.rendering import InputPreview, render_placeholder
+from mock_server.endpoints.fal_app.rendering import InputPreview, render_placeholder
 
 GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "golden" / "placeholders.json"
 PROMPT = "Reimagine the scene under a raging thunderstorm at night: lightning forks across the sky."
@@ -68,7 +68,7 @@ def test_same_arguments_give_identical_bytes_in_another_process() -> None:
     here = render_placeholder(seed=9, index=1, count=3, width=640, height=480, prompt=PROMPT, inputs=_inputs())
     code = (
         "import sys, hashlib; sys.path.insert(0, %r); from tests.test_rendering import _inputs, PROMPT; "
-        "from mock_server.rendering import render_placeholder; "
+        "from mock_server.endpoints.fal_app.rendering import render_placeholder; "
         "print(hashlib.sha256(render_placeholder(seed=9, index=1, count=3, width=640, height=480, prompt=PROMPT, inputs=_inputs())).hexdigest())"
     ) % str(Path(__file__).resolve().parent.parent)
     there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()

@@ -17,10 +17,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from PIL import Image
 
-from mock_server import netguard
-from mock_server.endpoints.base import Answer, EndpointEnv
-from mock_server.files import FileStore
-from mock_server.inputs import read_inputs
+from mock_server.endpoints.fal_app import netguard
+from mock_server.core.answers import Answer
+from mock_server.core.endpoint import EndpointEnv
+from mock_server.core.files import FileStore
+from mock_server.endpoints.fal_app.inputs import read_inputs
 from mock_server.settings import Settings
 
 
@@ -210,8 +211,8 @@ def test_fetching_is_off_by_default_and_nothing_is_dialled(dialled):
 def test_an_admin_token_guards_the_control_api_but_not_health_or_files():
     import httpx
 
-    from mock_server.background import BackgroundServer
-    from mock_server.mock import FalMock
+    from mock_server.server.background import BackgroundServer
+    from mock_server.emulator import FalMock
     from mock_server.settings import Settings
 
     with BackgroundServer(FalMock(Settings(profile="instant", admin_token="s3cret"))) as server:

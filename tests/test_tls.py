@@ -1,4 +1,4 @@
-"""Real-crypto checks of mock_server.tls and mock_server.shell_env (no mocks)."""
+"""Real-crypto checks of mock_server.server.tls and mock_server.shell_env (no mocks)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mock_server.shell_env import export_lines
-from mock_server.tls import SERVER_SANS, TLSFiles, default_state_dir, ensure_tls, ssl_context, uvicorn_ssl_kwargs
+from mock_server.server.tls import SERVER_SANS, TLSFiles, ensure_tls, ssl_context, uvicorn_ssl_kwargs
+from mock_server.settings import default_state_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 POSIX = os.name != "nt"
@@ -358,7 +359,7 @@ def test_stale_bundle_is_rewritten(tmp_path: Path) -> None:
 
 def test_concurrent_creators_agree_on_one_ca(tmp_path: Path) -> None:
     code = (
-        "import sys; from pathlib import Path; from mock_server.tls import ensure_tls\n"
+        "import sys; from pathlib import Path; from mock_server.server.tls import ensure_tls\n"
         "f = ensure_tls(Path(sys.argv[1]))\n"
         "sys.stdout.write(f.ca_cert.read_text())\n"
     )

@@ -12,9 +12,9 @@ import httpx
 import pytest
 import uvicorn
 
-from mock_server import uvicorn_compat
-from mock_server.background import BackgroundServer
-from mock_server.mock import FalMock
+from mock_server.server import _uvicorn_compat as uvicorn_compat
+from mock_server.server.background import BackgroundServer
+from mock_server.emulator import FalMock
 from mock_server.settings import Settings
 from server_process import ServerProcess
 
@@ -34,7 +34,7 @@ def test_the_gate_admits_only_the_tested_releases(version, tested):
 def test_the_installed_uvicorn_is_a_tested_one():
     """CI installs the locked uvicorn: the lane is on there (else the lane's tests prove nothing)."""
     assert uvicorn_compat.internals_tested()
-    from mock_server.fastlane import FastLaneProtocol
+    from mock_server.server.fastlane import FastLaneProtocol
 
     assert uvicorn_compat.http_protocol() is FastLaneProtocol
 

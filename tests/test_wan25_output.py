@@ -13,9 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mock_server.endpoints.base import Answer, EndpointEnv, Parsed
-from mock_server.endpoints.wan25_i2i import Wan25ImageToImage, output_file_name
-from mock_server.files import FileStore
+from mock_server.core.answers import Answer
+from mock_server.core.endpoint import EndpointEnv, Parsed
+from mock_server.endpoints.wan25 import Wan25ImageToImage, output_file_name
+from mock_server.core.files import FileStore
 
 PRESETS = {
     "square_hd": (1024, 1024), "square": (512, 512), "portrait_4_3": (768, 1024),

@@ -24,9 +24,10 @@ with warnings.catch_warnings():  # starlette suggests httpx2; plain httpx is wha
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from mock_server.endpoints.base import Answer, Parsed
-from mock_server.endpoints import wan25_i2i
-from mock_server.endpoints.wan25_i2i import Wan25ImageToImage
+from mock_server.core.answers import Answer
+from mock_server.core.endpoint import Parsed
+from mock_server.endpoints import wan25 as wan25_i2i
+from mock_server.endpoints.wan25 import Wan25ImageToImage
 
 PROFILES = ("documented", "published")
 ENDPOINTS = {profile: Wan25ImageToImage(profile) for profile in PROFILES}
@@ -223,7 +224,7 @@ near_limits = st.fixed_dictionaries(
 def test_quick_accept_takes_only_what_pydantic_accepts_with_the_same_params(profile: str, payload: Any) -> None:
     from pydantic import ValidationError
 
-    from mock_server.endpoints._wan25_rules import LIMITS, quick_input
+    from mock_server.endpoints.wan25._rules import LIMITS, quick_input
 
     quick = quick_input(payload, LIMITS[profile])
     try:
@@ -240,7 +241,7 @@ def test_quick_accept_takes_only_what_pydantic_accepts_with_the_same_params(prof
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_plain_valid_bodies_are_accepted_without_pydantic(profile: str) -> None:
-    from mock_server.endpoints._wan25_rules import QuickInput
+    from mock_server.endpoints.wan25._rules import QuickInput
 
     body = {**VALID, "negative_prompt": "blur", "image_size": "landscape_16_9", "num_images": 3, "seed": 9}
     parsed = ENDPOINTS[profile].parse(json.dumps(body).encode())

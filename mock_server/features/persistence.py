@@ -42,20 +42,37 @@ import queue as _queue
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 from urllib.parse import urlsplit
 
 import orjson
 
-from mock_server.endpoints.base import Answer, EndpointEnv, Parsed
-from mock_server.files import StoredFile
-from mock_server.paths import FILES_PREFIX
+from mock_server.core.answers import Answer
+from mock_server.core.endpoint import EndpointEnv, Parsed
+from mock_server.core.files import StoredFile
+from mock_server.core.paths import FILES_PREFIX
 
 if TYPE_CHECKING:
     import sqlite3
 
-    from mock_server.mock import FalMock
-    from mock_server.queue import QueuedRequest
+    from mock_server.core.clock import Clock
+    from mock_server.core.endpoint import Endpoint
+    from mock_server.core.files import FileStore
+    from mock_server.core.queue import QueuedRequest, RequestQueue
+    from mock_server.settings import Settings
+
+class Emulator(Protocol):
+    """What persistence uses of the emulator that owns it (:class:`mock_server.emulator.FalMock`,
+    which builds it: the emulator sits above the features and is not imported here)."""
+
+    settings: "Settings"
+    queue: "RequestQueue"
+    files: "FileStore"
+    clock: "Clock"
+
+    def endpoint(self, endpoint_id: str) -> "Endpoint | None": ...
+    def on_reset(self, hook: Callable[[], None]) -> None: ...
+
 
 __all__ = ["DB_NAME", "FLUSH_INTERVAL", "Persistence", "StateDirBusy"]
 
@@ -148,9 +165,9 @@ class _RecordingFiles:
 
 
 class Persistence:
-    """The state folder of one :class:`~mock_server.mock.FalMock` (see the module doc)."""
+    """The state folder of one :class:`~mock_server.emulator.FalMock` (see the module doc)."""
 
-    def __init__(self, mock: "FalMock", directory: Path | str, flush_interval: float = FLUSH_INTERVAL) -> None:
+    def __init__(self, mock: Emulator, directory: Path | str, flush_interval: float = FLUSH_INTERVAL) -> None:
         self.mock = mock
         self.directory = Path(directory).expanduser()
         self.flush_interval = flush_interval
@@ -468,7 +485,7 @@ class Persistence:
     def _reproduce(self, request_id: str, name: str) -> StoredFile | None:
         """Produce the request's result again (answer discarded): its files get registered."""
         files = self.mock.files
-        request = self.mock.queue._requests.get(request_id)  # a plain read; no simulation step
+        request = self.mock.queue.peek(request_id)
         if request is None or not isinstance(request.parsed, Parsed):
             return None
         with self._reproduce_lock:  # one at a time: a burst of GETs renders once

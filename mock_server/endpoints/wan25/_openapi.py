@@ -11,12 +11,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mock_server.endpoints._wan25_models import (
+from mock_server.endpoints.wan25._models import (
     QueueStatus,
     Wan25PreviewImageToImageOutput,
     build_models,
 )
-from mock_server.endpoints._wan25_rules import ENDPOINT_ID
+from mock_server.endpoints.wan25._rules import ENDPOINT_ID
 INPUT_COMPONENT = "Wan25PreviewImageToImageInput"
 OUTPUT_COMPONENT = "Wan25PreviewImageToImageOutput"
 _REF = "#/components/schemas/{model}"

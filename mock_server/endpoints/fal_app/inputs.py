@@ -32,11 +32,12 @@ from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 
 from typing import TYPE_CHECKING
 
-from mock_server.endpoints.base import Answer, EndpointEnv
-from mock_server.validation import model_error_answer
+from mock_server.core.answers import Answer
+from mock_server.core.endpoint import EndpointEnv
+from mock_server.endpoints.fal_app.validation import model_error_answer
 
 if TYPE_CHECKING:
-    from mock_server.rendering import InputPreview
+    from mock_server.endpoints.fal_app.rendering import InputPreview
 
 # Pillow, httpx and the renderer load on first use, not when the server starts.
 
@@ -123,14 +124,14 @@ def _data_uri_bytes(url: str, index: int, max_bytes: int) -> bytes:
 async def _fetch(url: str, index: int, env: EndpointEnv) -> bytes:
     """GET an http(s) URL with a timeout and a streamed size cap; redirects only to http(s).
 
-    Every hop (the URL and each redirect) goes through :mod:`mock_server.netguard`: its host
+    Every hop (the URL and each redirect) goes through :mod:`mock_server.endpoints.fal_app.netguard`: its host
     is resolved once, refused when it is (or resolves to) a link-local or cloud-metadata
     address, and the connection is pinned to the address that was checked (no DNS rebinding
     between the check and the connect).  A refused host is a ``file_download_error``.
     """
     import httpx
 
-    from mock_server import netguard
+    from mock_server.endpoints.fal_app import netguard
 
     max_bytes = env.fetch_max_bytes
     try:
@@ -221,7 +222,7 @@ def _decode(data: bytes, index: int, url: str, limits: InputLimits, caption_pref
     """
     from PIL import Image, UnidentifiedImageError
 
-    from mock_server.rendering import InputPreview
+    from mock_server.endpoints.fal_app.rendering import InputPreview
 
     try:
         image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
@@ -261,7 +262,7 @@ async def _read_one(url: str, index: int, env: EndpointEnv, limits: InputLimits)
     if scheme not in ("http", "https"):
         raise _download_error(index, url)
     if not env.allow_fetch:
-        from mock_server.rendering import InputPreview
+        from mock_server.endpoints.fal_app.rendering import InputPreview
 
         env.log(f"image_urls[{index}] is a remote URL; not fetched (fetching is off), drawn as a labelled tile")
         return InputPreview.not_fetched(url)

@@ -29,7 +29,6 @@ from typing import Any, Callable
 
 import orjson
 
-from mock_server.endpoints.base import Answer
 
 FAULT_KINDS = ("http_error", "latency", "drop", "truncate", "model_error", "runner_error")
 CALLS = ("any", "submit", "status", "stream", "result", "cancel", "run", "storage")
@@ -136,18 +135,6 @@ class Fault:
         if self.request_id_header and request_id:
             headers.append((b"x-fal-request-id", request_id.encode()))
         return status, orjson.dumps(body), headers, b"application/json"
-
-    def result_answer(self) -> Answer:
-        """The result of a request hit by a ``model_error`` or ``runner_error``."""
-        if self.kind == "model_error":
-            from mock_server.validation import model_error_answer
-
-            status, loc, msg = MODEL_ERRORS[self.error_type or "content_policy_violation"]
-            return model_error_answer(self.error_type, self.message or msg, loc, has_input=False,
-                                      status=self.status or status)
-        status, detail = REQUEST_ERRORS[self.error_type or "runner_disconnected"]
-        body = {"detail": self.message or detail, "error_type": self.error_type}
-        return Answer(self.status or status, orjson.dumps(body), (("x-fal-error-type", self.error_type or ""),))
 
     @property
     def status_error(self) -> tuple[str, str] | None:

@@ -16,7 +16,7 @@ not while the connection's writes are paused (a client that does not read its an
 meets uvicorn's own back-pressure).
 
 It copies uvicorn's response framing and reads its protocol's private state, so it is used
-only through :mod:`mock_server.uvicorn_compat`, on the uvicorn releases that were proved.
+only through :mod:`mock_server.server._uvicorn_compat`, on the uvicorn releases that were proved.
 """
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 # to the app with its flow control, as before.
 LANE_BODY_MAX = 64 * 1024
 _LANE_METHODS = {b"GET": "GET", b"POST": "POST"}
+#: The scope extension that carries the connection's transport to the app.
+TRANSPORT_EXTENSION = "fal_mock.transport"
 
 
 class FastLaneProtocol(HttpToolsProtocol):
@@ -46,6 +48,9 @@ class FastLaneProtocol(HttpToolsProtocol):
         self._defaults: tuple[object, bytes] = (None, b"")
 
     def on_headers_complete(self) -> None:
+        # the connection, for the faults that drop or cut it (PROTOCOL.md §4.3: clients retry
+        # transport errors); an ASGI scope extension, so any middleware passes it on
+        self.scope.setdefault("extensions", {})[TRANSPORT_EXTENSION] = self.transport
         parser = self.parser
         method = _LANE_METHODS.get(parser.get_method()) if self._lane is not None else None
         cycle = self.cycle

@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from mock_server.app import FalMockApp
-from mock_server.mock import FalMock
+from mock_server.emulator import FalMock
 
 
 class BackgroundServer:
@@ -22,11 +21,13 @@ class BackgroundServer:
 
     def __init__(self, mock: FalMock, host: str = "127.0.0.1", port: int = 0, tls_files=None,
                  **uvicorn_options) -> None:
-        """``uvicorn_options`` override :func:`mock_server.server.uvicorn_config`'s settings
+        """``uvicorn_options`` override :func:`mock_server.server.serving.uvicorn_config`'s settings
         (``http="httptools"`` serves without the fast lane)."""
         self.mock = mock
         self._options = uvicorn_options
-        self.app = FalMockApp(mock)
+        from mock_server.web.app import create_app
+
+        self.app = create_app(mock)
         self.host = host
         self._port = port
         self._tls = tls_files
@@ -43,8 +44,8 @@ class BackgroundServer:
         return f"{scheme}://{self.host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> "BackgroundServer":
-        from mock_server.server import uvicorn_config
-        from mock_server.uvicorn_compat import DrivenServer
+        from mock_server.server.serving import uvicorn_config
+        from mock_server.server._uvicorn_compat import DrivenServer
 
         settings = self.mock.settings.with_(host=self.host, port=self._port)
         config = uvicorn_config(self.app, settings, self._tls, **{"log_level": "error", **self._options})
@@ -81,6 +82,11 @@ class BackgroundServer:
         # the settings the app reports (own-file URLs, banner) must name the real port
         self.mock.settings = settings.with_(port=self.port)
         return self
+
+    @property
+    def legacy(self):
+        """The raw-ASGI face the FastAPI app still mounts for the routes not moved to routers."""
+        return self.app.state.legacy
 
     def call(self, fn, *args, timeout: float = 10.0):
         """Run ``fn(*args)`` on the server's loop thread and return its result."""

@@ -19,7 +19,7 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mock_server.endpoints._wan25_rules import IMAGE_SIZE_PRESETS, LIMITS as _LIMITS, Profile
+from mock_server.endpoints.wan25._rules import IMAGE_SIZE_PRESETS, LIMITS as _LIMITS, Profile
 
 ImageSizePreset = Literal["square_hd", "square", "portrait_4_3", "portrait_16_9", "landscape_4_3", "landscape_16_9"]
 

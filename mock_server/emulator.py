@@ -9,16 +9,20 @@ import asyncio
 import functools
 from typing import Callable, Iterable
 
-from mock_server import fal_errors
-from mock_server.clock import Clock
+import orjson
+
+from mock_server.core import fal_errors
+from mock_server.core.clock import Clock
+from mock_server.core.driver import QueueDriver
 from mock_server.endpoints import build_endpoints
-from mock_server.endpoints.base import Answer, Endpoint, EndpointEnv, Parsed
-from mock_server.faults import Fault, FaultPlan
-from mock_server.files import FileStore
-from mock_server.journal import Journal
-from mock_server.queue import COMPLETED, QueuedRequest, RequestQueue
+from mock_server.core.answers import Answer
+from mock_server.core.endpoint import Endpoint, EndpointEnv, Parsed
+from mock_server.core.faults import MODEL_ERRORS, REQUEST_ERRORS, Fault, FaultPlan
+from mock_server.core.files import FileStore
+from mock_server.core.journal import Journal
+from mock_server.core.queue import COMPLETED, QueuedRequest, RequestQueue
 from mock_server.settings import Settings
-from mock_server.timing import TimingProfile
+from mock_server.core.timing import TimingProfile
 
 
 class FalMock:
@@ -37,7 +41,9 @@ class FalMock:
         self.files = FileStore()
         self.journal = Journal(self.settings.journal_size)
         self.faults = FaultPlan()
-        self._reset_hooks: list[Callable[[], None]] = []
+        #: moves the queue on the clock while anything watches (webhooks, dashboard, streams)
+        self.driver = QueueDriver(self.queue, self.clock)
+        self._reset_hooks: list[Callable[[], None]] = [self.driver.kick]
         self._endpoints: dict[str, Endpoint] = {}
         self._apps: dict[str, Endpoint] = {}  # owner/alias (and full id) -> endpoint
         for endpoint in endpoints if endpoints is not None else build_endpoints(self.settings.validation):
@@ -45,9 +51,18 @@ class FalMock:
         #: The state folder's store when persistence is on (``--state-dir``), else None.
         self.persistence = None
         if self.settings.persist:
-            from mock_server.persistence import Persistence
+            from mock_server.features.persistence import Persistence
 
             self.persistence = Persistence(self, self.settings.state_dir).start()
+
+    async def start(self) -> None:
+        """Start-up on the server's event loop: bind what runs tasks there (the queue driver,
+        feature services)."""
+        self.driver.bind()
+
+    async def stop(self) -> None:
+        """Server shutdown: stop the tasks :meth:`start` began."""
+        await self.driver.stop()
 
     def close(self) -> None:
         """Write out and release persisted state (a no-op without persistence)."""
@@ -84,10 +99,23 @@ class FalMock:
 
     def apply_request_fault(self, request: QueuedRequest, fault: Fault) -> None:
         """A ``model_error`` / ``runner_error`` fault decides this request's result now."""
-        request.answer = fault.result_answer()
+        request.answer = self.fault_answer(fault)
         shown = fault.status_error
         if shown is not None:
             request.error, request.error_type = shown
+
+    @staticmethod
+    def fault_answer(fault: Fault) -> Answer:
+        """The result of a request hit by a ``model_error`` or ``runner_error`` fault."""
+        if fault.kind == "model_error":
+            from mock_server.endpoints.fal_app.validation import model_error_answer
+
+            status, loc, msg = MODEL_ERRORS[fault.error_type or "content_policy_violation"]
+            return model_error_answer(fault.error_type, fault.message or msg, loc, has_input=False,
+                                      status=fault.status or status)
+        status, detail = REQUEST_ERRORS[fault.error_type or "runner_disconnected"]
+        body = {"detail": fault.message or detail, "error_type": fault.error_type}
+        return Answer(fault.status or status, orjson.dumps(body), (("x-fal-error-type", fault.error_type or ""),))
 
     def kept_result(self, request: QueuedRequest) -> Answer | None:
         """A COMPLETED request's result answer when it needs no producing (kept, decided by

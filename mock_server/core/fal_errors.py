@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import orjson
 
-from mock_server.endpoints.base import Answer
+from mock_server.core.answers import Answer
 
 
 def _json(obj: object) -> bytes:

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from mock_server.endpoints._wan25_rules import (
+from mock_server.endpoints.wan25._rules import (
     ENDPOINT_ID,
     LIMITS,
     NEGATIVE_PROMPT_MAX_CHARS,
@@ -35,9 +35,10 @@ from mock_server.endpoints._wan25_rules import (
     Profile,
     quick_input,
 )
-from mock_server.endpoints.base import Answer, Endpoint, EndpointEnv, Parsed
-from mock_server.inputs import MAX_INPUTS_READ, InputLimits, read_inputs
-from mock_server.validation import decode_json_body, field_error_answer, validate_data
+from mock_server.core.answers import Answer
+from mock_server.core.endpoint import Endpoint, EndpointEnv, Parsed
+from mock_server.endpoints.fal_app.inputs import MAX_INPUTS_READ, InputLimits, read_inputs
+from mock_server.endpoints.fal_app.validation import decode_json_body, field_error_answer, validate_data
 
 __all__ = ["Wan25ImageToImage", "output_file_name"]
 
@@ -90,7 +91,7 @@ class Wan25ImageToImage(Endpoint):
     @functools.cached_property
     def input_model(self) -> type:
         """The profile's pydantic input model (pydantic loads on first use: start-up stays lean)."""
-        from mock_server.endpoints._wan25_models import build_models
+        from mock_server.endpoints.wan25._models import build_models
 
         return build_models(self.profile)[0]
 
@@ -166,7 +167,7 @@ class Wan25ImageToImage(Endpoint):
         """Read inputs, render ``num_images`` placeholders, register them, answer the output."""
         if not params.image_urls:  # only reachable in the published profile
             return field_error_answer("image_urls", _EMPTY_IMAGE_URLS_MSG)
-        from mock_server.rendering import render_placeholder  # Pillow loads on first use
+        from mock_server.endpoints.fal_app.rendering import render_placeholder  # Pillow loads on first use
 
         previews = await read_inputs(params.image_urls, env, self._limits)
         if isinstance(previews, Answer):
@@ -200,7 +201,7 @@ class Wan25ImageToImage(Endpoint):
 
     def openapi(self) -> dict[str, Any]:
         """fal's queue OpenAPI document for this endpoint (published schema)."""
-        from mock_server.endpoints._wan25_openapi import build_openapi
+        from mock_server.endpoints.wan25._openapi import build_openapi
 
         return build_openapi()
 

@@ -1,6 +1,6 @@
 """The queue: stored requests and the one place where a request's status changes.
 
-Plain Python, no HTTP.  Time comes from a :class:`~mock_server.clock.Clock`; the
+Plain Python, no HTTP.  Time comes from a :class:`~mock_server.core.clock.Clock`; the
 state is advanced lazily (every read calls :meth:`RequestQueue.advance`), as a
 discrete-event simulation of ``workers`` emulated runners taking requests in
 FIFO order.  So ``queue_position`` is real when many requests are submitted at
@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from mock_server.clock import Clock
-from mock_server.endpoints.base import Answer, Endpoint, Parsed
-from mock_server.timing import TimingProfile
+from mock_server.core.clock import Clock
+from mock_server.core.answers import Answer
+from mock_server.core.endpoint import Endpoint, Parsed
+from mock_server.core.timing import TimingProfile
 
 IN_QUEUE = "IN_QUEUE"
 IN_PROGRESS = "IN_PROGRESS"
@@ -239,6 +240,10 @@ class RequestQueue:
         if request is not None and request.status != COMPLETED:
             self.advance()
         return request
+
+    def peek(self, request_id: str) -> QueuedRequest | None:
+        """The request with that id as it stands, without a simulation step, or None."""
+        return self._requests.get(request_id)
 
     def queue_position(self, request: QueuedRequest) -> int:
         """How many requests are ahead of this one (0-based), for IN_QUEUE requests."""

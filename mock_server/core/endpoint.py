@@ -10,25 +10,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from mock_server.core.answers import Answer
+
 if TYPE_CHECKING:
-    from mock_server.files import FileStore
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A complete HTTP answer an endpoint gives: status, JSON body bytes, extra headers.
-
-    Used both for success (200 with the model output) and for fal-shaped errors
-    (422 validation bodies, typed model errors).
-    """
-
-    status: int
-    body: bytes
-    headers: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
+    from mock_server.core.files import FileStore
 
 
 @dataclass(slots=True)

@@ -4,7 +4,7 @@ uvicorn's documented API is ``Config``, ``Server(config)``, ``Server.run()``/``s
 ``should_exit`` and ``started``; the rest of fal-mock uses only that.  Three things here
 reach further, because they make the mock fast or quick to stop:
 
-- the fast lane (:mod:`mock_server.fastlane`): a subclass of uvicorn's httptools protocol
+- the fast lane (:mod:`mock_server.server.fastlane`): a subclass of uvicorn's httptools protocol
   that writes the hot answers itself, in uvicorn's own bytes;
 - :class:`DrivenServer`: uvicorn's start-up and shutdown driven by hand, without its fixed
   sleeps (a test fixture stops in about a millisecond instead of a tenth of a second);
@@ -68,7 +68,7 @@ def http_protocol(fast_lane: bool = True) -> Any:
         _warn_untested()
         return "auto"
     try:
-        from mock_server.fastlane import FastLaneProtocol
+        from mock_server.server.fastlane import FastLaneProtocol
     except ImportError:  # httptools is absent where uvicorn[standard] does not install it
         return "auto"
     return FastLaneProtocol

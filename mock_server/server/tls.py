@@ -43,12 +43,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from mock_server.settings import default_state_dir  # noqa: F401  (re-exported)
-
 __all__ = [
     "TLSFiles",
     "ensure_tls",
-    "default_state_dir",
     "ssl_context",
     "uvicorn_ssl_kwargs",
     "SERVER_SANS",

@@ -4,16 +4,15 @@ from __future__ import annotations
 import signal
 import sys
 
-from mock_server.app import FalMockApp
-from mock_server.mock import FalMock
+from mock_server.emulator import FalMock
 from mock_server.settings import Settings
 
 
-def uvicorn_config(app: FalMockApp, settings: Settings, tls_files=None, **overrides):
+def uvicorn_config(app, settings: Settings, tls_files=None, **overrides):
     """uvicorn's settings; ``http="httptools"`` in ``overrides`` turns the fast lane off."""
     import uvicorn
 
-    from mock_server.uvicorn_compat import http_protocol
+    from mock_server.server._uvicorn_compat import http_protocol
 
     options = dict(
         host=settings.host,
@@ -45,10 +44,13 @@ def serve(settings: Settings, tls_files=None) -> None:
     caught one again against the handlers it found: the ones set here, which exit with
     status 0 instead of dying of the signal.
     """
-    from mock_server.preload import preload_once
-    from mock_server.uvicorn_compat import server_class
+    from mock_server.server.preload import preload_once, preloaded
+    from mock_server.server._uvicorn_compat import server_class
 
-    app = FalMockApp(FalMock(settings))
+    from mock_server.web.app import create_app
+
+    emulator = FalMock(settings)
+    app = create_app(emulator, preloaded=preloaded)
     server = server_class(app.begin_shutdown)(uvicorn_config(app, settings, tls_files))
     # what loads on first use is loaded once the port is open, so that a reinstall or an
     # upgrade under the running server cannot take it away
@@ -59,4 +61,4 @@ def serve(settings: Settings, tls_files=None) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        app.mock.close()  # write out persisted state (no-op without --state-dir)
+        emulator.close()  # write out persisted state (no-op without --state-dir)
