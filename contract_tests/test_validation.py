@@ -99,6 +99,6 @@ def test_typed_input_image_error(case: TypedCase, target, spend, record, drift):
     assert agree, f"expected {_expected(case.expect)}, got {_describe(status, body)}"
     assert not check_error_detail(body), check_error_detail(body)
     item = next(d for d in body["detail"] if d.get("type") == case.type)
-    assert item.get("url") == f"https://docs.fal.ai/errors/#{case.type}", item
+    assert item.get("url") == f"https://docs.fal.ai/errors#{case.type}", item
     for key in case.ctx_keys:
         assert isinstance(item.get("ctx", {}).get(key), int), f"ctx.{key} missing or not an int: {item}"

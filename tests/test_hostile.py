@@ -23,6 +23,7 @@ from sample_images import bomb_png, data_uri, png
 
 from mock_server.endpoints.fal_app import inputs
 from mock_server.server.background import BackgroundServer
+from mock_server.core.fal_errors import TYPED_ERROR_MESSAGES
 from mock_server.endpoints.wan25 import output_file_name
 from mock_server.emulator import FalMock
 from mock_server.settings import Settings
@@ -30,7 +31,7 @@ from mock_server.settings import Settings
 KEY = {"Authorization": "Key a:b"}
 ENDPOINT = "fal-ai/wan-25-preview/image-to-image"
 APP = "fal-ai/wan-25-preview"
-DOCS = "https://docs.fal.ai/errors/#"
+DOCS = "https://docs.fal.ai/errors#"
 BIG_CAP = 32 * 1024 * 1024  # Settings.max_body_bytes default
 FETCH_CAP = 10 * 1024 * 1024  # Settings.fetch_max_bytes default
 
@@ -246,7 +247,7 @@ def test_bytes_that_are_no_image_are_image_load_error(mock, bystander):
     body = mock.submit({"prompt": "x", "image_urls": [uri]})
     mock.advance()
     result = mock.result_of(body)
-    assert (result.status_code, result.json()) == (422, typed_error("image_load_error", "Image load error", 0, uri))
+    assert (result.status_code, result.json()) == (422, typed_error("image_load_error", TYPED_ERROR_MESSAGES["image_load_error"], 0, uri))
 
 
 # -- file routes ----------------------------------------------------------------------------
@@ -356,7 +357,8 @@ def test_pipelined_requests_are_answered_in_order(mock, bystander):
     statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", data)
     assert statuses == [b"202", b"200", b"400"]
     assert b'"queue_position":0' in data and b'{"status":"ok","requests":1,"preloaded":false}' in data
-    assert data.endswith(b'/status","cancel_url":"http://x/queue/' + f"{APP}/requests/{bystander.rid}/cancel".encode() + b'"}')
+    # the still-in-progress body, keys in fal's alphabetical order: status_url last
+    assert data.endswith(b'"status_url":"http://x/queue/' + f"{APP}/requests/{bystander.rid}/status".encode() + b'"}')
     assert b'"detail":"Request is still in progress"' in data
 
 

@@ -91,7 +91,7 @@ def error_of(result: Any) -> dict[str, Any]:
     assert result.status == 422
     (item,) = json.loads(result.body)["detail"]
     assert list(item)[:4] == ["loc", "msg", "type", "url"]
-    assert item["url"] == "https://docs.fal.ai/errors/#" + item["type"]
+    assert item["url"] == "https://docs.fal.ai/errors#" + item["type"]
     return item
 
 

@@ -96,7 +96,7 @@ def test_a_model_error_ends_completed_and_the_result_raises_the_typed_error(fal_
     assert raised.value.status_code == 422
     assert raised.value.message[0]["type"] == "content_policy_violation"
     assert raised.value.message[0]["loc"] == ["body", "prompt"]
-    assert raised.value.message[0]["url"] == "https://docs.fal.ai/errors/#content_policy_violation"
+    assert raised.value.message[0]["url"] == "https://docs.fal.ai/errors#content_policy_violation"
 
 
 def test_a_runner_error_shows_on_the_completed_status(fal_mock):

@@ -113,8 +113,9 @@ def read(urls, env):
 
 
 def download_error(url: str) -> dict:
-    return {"detail": [{"loc": ["body", "image_urls", 0], "msg": "File download error", "type": "file_download_error",
-                        "url": "https://docs.fal.ai/errors/#file_download_error", "input": url}]}
+    return {"detail": [{"loc": ["body", "image_urls", 0], "msg": "Failed to download the file. Please check if the URL is accessible and try again.",
+                        "type": "file_download_error",
+                        "url": "https://docs.fal.ai/errors#file_download_error", "input": url}]}
 
 
 @pytest.mark.parametrize("url", [

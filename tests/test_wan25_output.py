@@ -53,7 +53,8 @@ def check_output(answer: Answer, env: EndpointEnv, params: Any) -> dict[str, Any
     assert out["actual_prompt"] == params.prompt
     for image in out["images"]:
         assert list(image) == ["url", "content_type", "file_name", "file_size", "width", "height"]
-        assert re.fullmatch(r"[0-9a-f]{32}\.png", image["file_name"])
+        # fal's CDN names (recorded): <21-char nanoid>_<8 chars>.png
+        assert re.fullmatch(r"[A-Za-z0-9_-]{21}_[A-Za-z0-9_-]{8}\.png", image["file_name"])
         assert image["url"] == f"http://127.0.0.1:8000/files/{image['file_name']}"
         stored = env.files.get(image["file_name"])
         assert stored is not None and stored.content_type == "image/png"

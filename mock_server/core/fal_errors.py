@@ -8,13 +8,50 @@ Where fal's exact wording is unknown, the text chosen here is marked so in READM
 """
 from __future__ import annotations
 
+import json
+
 import orjson
 
 from mock_server.core.answers import Answer
 
 
+#: The ``msg`` of fal's typed model errors (``{"detail": [{"loc", "msg", "type", "url", ...}]}``):
+#: the sentence recorded in real fal answers where one is known, else the example on fal's
+#: errors page (docs.fal.ai/errors); the README's fidelity notes list which is which.
+TYPED_ERROR_MESSAGES: dict[str, str] = {
+    # page and recordings agree
+    "content_policy_violation": "The content could not be processed because it contained material flagged by a content checker.",
+    "generation_timeout": "Generation timeout",
+    # recorded (2025-2026 logs and tests of apps on fal); the page shows a shorter example
+    "file_download_error": "Failed to download the file. Please check if the URL is accessible and try again.",
+    "image_load_error": "Failed to load the image. Please ensure the image file is not corrupted and is in a supported format.",
+    "face_detection_error": "No face detected in the image/video. Please ensure the image/video contains a clearly visible face.",
+    "no_media_generated": "The model did not generate the expected output for this prompt. Please review your inputs and try again.",
+    # the page's examples (no recording found)
+    "image_too_large": "Image too large",
+    "file_too_large": "File too large",
+    "feature_not_supported": "Feature not supported",
+    "internal_server_error": "Internal server error",
+    "downstream_service_error": "Downstream service error",
+    "downstream_service_unavailable": "Downstream service unavailable",
+}
+
+
+def image_too_small_message(min_width: int, min_height: int) -> str:
+    """The recorded sentence of ``image_too_small`` (an app's answer, 2026), with the limits."""
+    return f"Image dimensions are too small. Minimum dimensions are {min_width}x{min_height} pixels."
+
+
 def _json(obj: object) -> bytes:
     return orjson.dumps(obj)
+
+
+def gateway_detail(status: int, message: str) -> Answer:
+    """``{"detail": message}`` as fal's gateway writes its own errors (bad or missing key,
+    unknown application, a locked account): Python's ``json.dumps`` spacing, ``{"detail": "..."}``
+    (recorded: fal-ai/fal-js#153, huggingface_hub's fal cassettes); an app's own bodies, the
+    422s and the queue's bodies are compact."""
+    return Answer(status, json.dumps({"detail": message}).encode())
 
 
 def detail(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Answer:
@@ -33,7 +70,11 @@ def path_not_found(path: str) -> Answer:
 
 
 def app_not_found(app: str) -> Answer:
-    return detail(404, f"Application '{app}' not found")
+    """fal names the application by its alias alone, on the run and the queue host alike
+    (recorded: ``{"detail": "Application 'falsprite' not found"}`` for ``owner/falsprite``)."""
+    parts = [part for part in app.split("/") if part]
+    alias = parts[1] if len(parts) > 1 else (parts[0] if parts else app)
+    return gateway_detail(404, f"Application '{alias}' not found")
 
 
 def result_not_found() -> Answer:
@@ -51,13 +92,21 @@ def method_not_allowed() -> Answer:
 
 
 def unauthorized(message: str) -> Answer:
-    return detail(401, message)
+    return gateway_detail(401, message)
+
+
+def exhausted_balance() -> Answer:
+    # Recorded (several apps' logs, 2025-2026): an account out of credits, on any call.
+    return gateway_detail(403, "User is locked. Reason: Exhausted balance. "
+                               "Top up your balance at fal.ai/dashboard/billing.")
 
 
 def still_in_progress(request_urls: dict[str, str]) -> Answer:
     # Several fal wrappers record this live body (e.g. storytold/artcraft's Rust client test,
     # QuantumNous/new-api): 400 with the detail plus the request id and its three URLs.
-    return Answer(400, _json({"detail": "Request is still in progress", **request_urls}))
+    # fal's keys come in alphabetical order (cancel_url, detail, request_id, response_url, status_url)
+    return Answer(400, orjson.dumps({"detail": "Request is still in progress", **request_urls},
+                                    option=orjson.OPT_SORT_KEYS))
 
 
 def cancelled() -> Answer:

@@ -9,6 +9,10 @@ seeded RNG, so a failing run replays exactly; or when the prompt matches) get
   5xx in fal's request-error shape (``{"detail", "error_type"}`` + ``X-Fal-Error-Type``),
   with or without ``x-fal-request-id``, or as an nginx HTML page (what fal_client
   treats as an ingress error and retries, PROTOCOL.md §4.3);
+  401, 403 and 404 answer the bodies fal's gateway sends for them (an unknown key, a locked
+  account, an unknown request);
+- ``exhausted_balance``: any call answers fal's 403 for an account out of credits
+  (``{"detail": "User is locked. Reason: Exhausted balance. ..."}``);
 - ``latency``: the call is answered normally after ``delay`` seconds;
 - ``drop``: the connection is closed without an answer;
 - ``truncate``: the answer's body is cut in half and the connection closed;
@@ -29,24 +33,26 @@ from typing import Any, Callable
 
 import orjson
 
+from mock_server.core import fal_errors
 
-FAULT_KINDS = ("http_error", "latency", "drop", "truncate", "model_error", "runner_error")
+FAULT_KINDS = ("http_error", "exhausted_balance", "latency", "drop", "truncate", "model_error", "runner_error")
+#: The kinds that answer the call at once with :meth:`Fault.http_answer`.
+ANSWERING = frozenset(("http_error", "exhausted_balance"))
 CALLS = ("any", "submit", "status", "stream", "result", "cancel", "run", "storage")
 REQUEST_LEVEL = frozenset(("model_error", "runner_error"))
 
 # fal's documented model errors: type -> (status, loc, msg)  (WAN25.md §3.2, fal errors doc)
 MODEL_ERRORS: dict[str, tuple[int, list[Any], str]] = {
-    "content_policy_violation": (422, ["body", "prompt"],
-                                 "The content could not be processed because it contained material flagged by a content checker."),
-    "no_media_generated": (422, ["body"], "The model did not generate the expected output for this prompt."),
-    "image_load_error": (422, ["body", "image_urls", 0], "Image load error"),
-    "file_download_error": (422, ["body", "image_urls", 0], "File download error"),
-    "face_detection_error": (422, ["body", "image_urls", 0], "Could not detect face in the image"),
-    "feature_not_supported": (422, ["body"], "Feature not supported"),
-    "generation_timeout": (504, ["body"], "Generation timeout"),
-    "internal_server_error": (500, ["body"], "Internal server error"),
-    "downstream_service_error": (400, ["body"], "Downstream service error"),
-    "downstream_service_unavailable": (500, ["body"], "Downstream service unavailable"),
+    "content_policy_violation": (422, ["body", "prompt"], fal_errors.TYPED_ERROR_MESSAGES["content_policy_violation"]),
+    "no_media_generated": (422, ["body"], fal_errors.TYPED_ERROR_MESSAGES["no_media_generated"]),
+    "image_load_error": (422, ["body", "image_urls", 0], fal_errors.TYPED_ERROR_MESSAGES["image_load_error"]),
+    "file_download_error": (422, ["body", "image_urls", 0], fal_errors.TYPED_ERROR_MESSAGES["file_download_error"]),
+    "face_detection_error": (422, ["body", "image_urls", 0], fal_errors.TYPED_ERROR_MESSAGES["face_detection_error"]),
+    "feature_not_supported": (422, ["body"], fal_errors.TYPED_ERROR_MESSAGES["feature_not_supported"]),
+    "generation_timeout": (504, ["body"], fal_errors.TYPED_ERROR_MESSAGES["generation_timeout"]),
+    "internal_server_error": (500, ["body"], fal_errors.TYPED_ERROR_MESSAGES["internal_server_error"]),
+    "downstream_service_error": (400, ["body"], fal_errors.TYPED_ERROR_MESSAGES["downstream_service_error"]),
+    "downstream_service_unavailable": (500, ["body"], fal_errors.TYPED_ERROR_MESSAGES["downstream_service_unavailable"]),
 }
 
 # fal's request (platform) errors: error_type -> (typical status, detail)  (PROTOCOL.md §5)
@@ -69,6 +75,11 @@ _STATUS_ERROR_TYPE = {500: "internal_error", 502: "runner_incomplete_response", 
                       504: "request_timeout", 400: "bad_request", 499: "client_disconnected"}
 _REASONS = {429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
             503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}
+
+
+# what fal's gateway answers with these statuses (core/fal_errors.py cites the recordings)
+_GATEWAY_ANSWERS = {401: fal_errors.unknown_key, 403: fal_errors.exhausted_balance,
+                    404: fal_errors.result_not_found}
 
 
 class FaultError(ValueError):
@@ -105,6 +116,8 @@ class Fault:
                 raise FaultError("an http_error status is 4xx or 5xx")
             if self.status == 429 and self.retry_after is None:
                 self.retry_after = 1.0
+        if self.kind == "exhausted_balance":
+            self.status = 403
         if self.delay < 0:
             raise FaultError("delay must be >= 0")
 
@@ -125,6 +138,15 @@ class Fault:
             page = (f"<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
                     f"<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
             return status, page.encode(), headers, b"text/html"
+        if self.kind == "exhausted_balance":
+            gateway = fal_errors.exhausted_balance
+        else:  # a rule that words its own error keeps the request-error shape
+            gateway = None if self.error_type or self.message else _GATEWAY_ANSWERS.get(status)
+        if gateway is not None:
+            answer = gateway()
+            if self.request_id_header and request_id:
+                headers.append((b"x-fal-request-id", request_id.encode()))
+            return status, answer.body, headers, b"application/json"
         if status == 429:
             body = {"detail": self.message or "Too many requests"}
         else:

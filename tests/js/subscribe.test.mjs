@@ -18,7 +18,7 @@ import {
 const PACED = "FAL_MOCK_PACED_PROXY_URL";
 const opts = { timeout: TEST_TIMEOUT_MS };
 
-const logKey = (line) => `${line.timestamp}|${line.level}|${line.message}`;
+const logKey = (line) => `${line.timestamp}|${line.message}`;
 
 test("subscribe, polling mode, logs: true, onQueueUpdate", opts, async () => {
   const fal = client(PACED);

@@ -33,6 +33,7 @@ from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 from typing import TYPE_CHECKING
 
 from mock_server.core.answers import Answer
+from mock_server.core.fal_errors import TYPED_ERROR_MESSAGES, image_too_small_message
 from mock_server.core.endpoint import EndpointEnv
 from mock_server.endpoints.fal_app.validation import model_error_answer
 
@@ -86,11 +87,11 @@ def _fail(kind: str, msg: str, index: int, url: str, ctx: dict[str, object] | No
 
 
 def _download_error(index: int, url: str) -> InputError:
-    return _fail("file_download_error", "File download error", index, url)
+    return _fail("file_download_error", TYPED_ERROR_MESSAGES["file_download_error"], index, url)
 
 
 def _too_large_file(index: int, url: str, max_size: int) -> InputError:
-    return _fail("file_too_large", "File too large", index, url, {"max_size": max_size})
+    return _fail("file_too_large", TYPED_ERROR_MESSAGES["file_too_large"], index, url, {"max_size": max_size})
 
 
 # -- getting the bytes ------------------------------------------------------------------
@@ -227,22 +228,22 @@ def _decode(data: bytes, index: int, url: str, limits: InputLimits, caption_pref
     try:
         image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except Image.DecompressionBombError:
-        raise _fail("image_too_large", "Image too large", index, url, {"max_height": limits.max_side, "max_width": limits.max_side}) from None
+        raise _fail("image_too_large", TYPED_ERROR_MESSAGES["image_too_large"], index, url, {"max_height": limits.max_side, "max_width": limits.max_side}) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         if _other_image_format(data) is not None:
             raise _unsupported_format(index, url) from None
-        raise _fail("image_load_error", "Image load error", index, url) from None
+        raise _fail("image_load_error", TYPED_ERROR_MESSAGES["image_load_error"], index, url) from None
     with image:
         width, height = image.size
         if width > limits.max_side or height > limits.max_side:
-            raise _fail("image_too_large", "Image too large", index, url, {"max_height": limits.max_side, "max_width": limits.max_side})
+            raise _fail("image_too_large", TYPED_ERROR_MESSAGES["image_too_large"], index, url, {"max_height": limits.max_side, "max_width": limits.max_side})
         if width < limits.min_side or height < limits.min_side:
-            raise _fail("image_too_small", "Image too small", index, url, {"min_height": limits.min_side, "min_width": limits.min_side})
+            raise _fail("image_too_small", image_too_small_message(limits.min_side, limits.min_side), index, url, {"min_height": limits.min_side, "min_width": limits.min_side})
         try:
             image.draft("RGB", (256, 256))  # JPEG: decode at reduced scale, much faster
             return InputPreview.from_image(image, f"{caption_prefix} {width}x{height} {image.format}")
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-            raise _fail("image_load_error", "Image load error", index, url) from None
+            raise _fail("image_load_error", TYPED_ERROR_MESSAGES["image_load_error"], index, url) from None
 
 
 async def _read_one(url: str, index: int, env: EndpointEnv, limits: InputLimits) -> InputPreview:

@@ -48,7 +48,7 @@ T = TypeVar("T")
 BILLABLE_ZERO: tuple[tuple[str, str], ...] = (("x-fal-billable-units", "0"),)
 
 #: Prefix of the ``url`` key in fal's documented typed errors (WAN25.md §3.2).
-ERRORS_DOC_URL = "https://docs.fal.ai/errors/#"
+ERRORS_DOC_URL = "https://docs.fal.ai/errors#"
 
 # FastAPI answers a body it cannot decode at all (invalid UTF-8, numbers with more than
 # 4300 digits, nesting deeper than json's recursion limit) with a 400 from its generic

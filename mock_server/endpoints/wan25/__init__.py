@@ -37,6 +37,7 @@ from mock_server.endpoints.wan25._rules import (
 )
 from mock_server.core.answers import Answer
 from mock_server.core.endpoint import Endpoint, EndpointEnv, Parsed
+from mock_server.endpoints.fal_app.cdn import cdn_file_name
 from mock_server.endpoints.fal_app.inputs import MAX_INPUTS_READ, InputLimits, read_inputs
 from mock_server.endpoints.fal_app.validation import decode_json_body, field_error_answer, validate_data
 
@@ -52,13 +53,9 @@ _EMPTY_IMAGE_URLS_MSG = "At least one image URL is required."
 
 
 def output_file_name(request_id: str, index: int) -> str:
-    """``<32 lowercase hex>.png``, stable for (request_id, index).
-
-    Same shape as the fal SDK's ``uuid4().hex + ".png"`` (WAN25.md §4), but derived
-    from the request so a re-render serves the same name and bytes.
-    """
-    digest = hashlib.sha256(f"{request_id}/{index}".encode()).hexdigest()
-    return digest[:32] + ".png"
+    """The name of output image ``index`` in fal's CDN shape, stable for (request_id, index),
+    so a re-render serves the same name and bytes."""
+    return cdn_file_name(f"{request_id}/{index}", "png")
 
 
 def _dumps(content: Any) -> bytes:
