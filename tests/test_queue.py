@@ -161,3 +161,61 @@ def test_timing_durations_are_fixed_per_request_id_and_scaled_by_speed():
     assert fast.duration("abc") == pytest.approx(realistic.duration("abc") / 10)
     with pytest.raises(ValueError):
         TimingProfile.named("nope")
+
+
+def test_request_ids_come_from_the_os_cryptographic_source(monkeypatch):
+    """Ids are unpredictable (not a seeded PRNG an observer could reconstruct): their bits are
+    read from os.urandom, 256 ids per read; they stay unique and in UUID v4 layout."""
+    import uuid
+
+    from mock_server.core import queue as queue_module
+
+    reads: list[int] = []
+    real = queue_module.os.urandom
+
+    def counting(n: int) -> bytes:
+        reads.append(n)
+        return real(n)
+
+    monkeypatch.setattr(queue_module.os, "urandom", counting)
+    monkeypatch.setattr(queue_module, "_unused_ids", [])
+    ids = [queue_module.new_request_id() for _ in range(300)]
+    assert reads == [16 * 256, 16 * 256]
+    assert len(set(ids)) == 300
+    assert all(uuid.UUID(i).version == 4 for i in ids)
+
+
+def test_the_clock_refuses_times_past_the_year_9999_and_nan():
+    """``advance: 1e308`` used to be accepted and then break every status, stream and page."""
+    import math
+
+    import pytest
+
+    from mock_server.core.clock import LATEST, Clock
+
+    clock = Clock()
+    clock.freeze(1000.0)
+    for bad in (1e308, math.inf, math.nan, LATEST):
+        with pytest.raises(ValueError):
+            clock.advance(bad)
+    with pytest.raises(ValueError):
+        clock.freeze(1e308)
+    assert clock.now() == 1000.0, "a refused move leaves the clock where it was"
+    assert clock.advance(5) == 1005.0
+
+
+def test_a_backtracking_prompt_pattern_gives_up_instead_of_holding_the_loop():
+    """``(a+)+$`` on 29 a's and a b took 12 s with re; the search is time-bounded now."""
+    import time
+
+    import pytest
+
+    from mock_server.core.faults import PROMPT_SEARCH_SECONDS, Fault, FaultError, FaultRule
+
+    rule = FaultRule(Fault(kind="http_error", status=503), prompt="(a+)+$")
+    started = time.perf_counter()
+    assert rule.applies("submit", "a" * 29 + "b") is False
+    assert time.perf_counter() - started < 20 * PROMPT_SEARCH_SECONDS
+    assert rule.applies("submit", "aaa") is True  # an ordinary match still fires
+    with pytest.raises(FaultError):
+        FaultRule(Fault(), prompt="(unclosed")

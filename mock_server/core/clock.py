@@ -12,6 +12,17 @@ import time
 from typing import Callable
 
 
+#: The latest time the clock may show (year 9999): datetime, log timestamps and the SQLite
+#: store all handle it; a larger time (``advance: 1e308``) is refused, not accepted and broken.
+LATEST = 253402300799.0
+
+
+def _checked(when: float) -> float:
+    if not (0.0 <= when <= LATEST):  # also refuses NaN
+        raise ValueError(f"the clock's time must be between 0 and {LATEST:.0f} (the year 9999)")
+    return when
+
+
 class Clock:
     """Wall time plus an offset, or a frozen instant that only moves when told."""
 
@@ -34,7 +45,7 @@ class Clock:
     def freeze(self, at: float | None = None) -> float:
         """Stop the clock (at ``at``, or now).  Returns the frozen time."""
         with self._lock:
-            self._frozen_at = self.now() if at is None else float(at)
+            self._frozen_at = self.now() if at is None else _checked(float(at))
             value = self._frozen_at
         self._changed()
         return value
@@ -50,9 +61,11 @@ class Clock:
 
     def advance(self, seconds: float) -> float:
         """Move the clock forward by ``seconds`` (frozen or not).  Returns the new time."""
-        if seconds < 0:
+        seconds = float(seconds)
+        if not seconds >= 0:  # also refuses NaN
             raise ValueError("the clock only moves forward")
         with self._lock:
+            _checked(self.now() + seconds)
             if self._frozen_at is not None:
                 self._frozen_at += seconds
             else:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import re
 import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
@@ -168,6 +167,30 @@ class Fault:
 
 _ids = itertools.count(1)
 
+#: The longest a rule's ``prompt`` pattern may search one prompt; a pattern that backtracks
+#: for longer (``(a+)+$``) does not match, rather than hold the server's loop.
+PROMPT_SEARCH_SECONDS = 0.05
+
+
+def _compile_prompt(pattern: str):
+    # the ``regex`` package: re's syntax (VERSION0) with a time bound on each search, which the
+    # standard library's re lacks
+    import regex
+
+    if not isinstance(pattern, str):
+        raise FaultError("prompt is a regular expression (a string)")
+    try:
+        return regex.compile(pattern)
+    except regex.error as exc:
+        raise FaultError(f"prompt is not a valid regular expression: {exc}") from None
+
+
+def _search(pattern, text: str) -> bool:
+    try:
+        return pattern.search(text, timeout=PROMPT_SEARCH_SECONDS) is not None
+    except TimeoutError:
+        return False
+
 
 @dataclass
 class FaultRule:
@@ -192,7 +215,7 @@ class FaultRule:
         if not 0.0 <= self.probability <= 1.0:
             raise FaultError("probability is between 0 and 1")
         self._rng = random.Random(self.seed)
-        self._prompt = re.compile(self.prompt) if self.prompt else None
+        self._prompt = _compile_prompt(self.prompt) if self.prompt else None
 
     @property
     def exhausted(self) -> bool:
@@ -206,7 +229,7 @@ class FaultRule:
             return False
         if self._prompt is not None:
             text = prompt() if callable(prompt) else prompt
-            if not isinstance(text, str) or not self._prompt.search(text):
+            if not isinstance(text, str) or not _search(self._prompt, text):
                 return False
         self.seen += 1
         if self.seen <= self.after:
