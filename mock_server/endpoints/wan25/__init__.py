@@ -144,6 +144,9 @@ class Wan25ImageToImage(Endpoint):
         count = len(params.image_urls)
         if count > MAX_INPUTS_READ:
             notes.append(f"Using the first {MAX_INPUTS_READ} of {count} image_urls; the rest are ignored")
+            # keep only what is used: an unused URL (a data URI of megabytes) is not held
+            # for as long as the request is remembered
+            update["image_urls"] = list(params.image_urls[:MAX_INPUTS_READ])
         if update:
             params = params.model_copy(update=update)
         return Parsed(params, notes)
@@ -169,8 +172,6 @@ class Wan25ImageToImage(Endpoint):
         previews = await read_inputs(params.image_urls, env, self._limits)
         if isinstance(previews, Answer):
             return previews
-        if len(params.image_urls) > MAX_INPUTS_READ:
-            env.log(f"Using the first {MAX_INPUTS_READ} of {len(params.image_urls)} image_urls; the rest are ignored")
         width, height = params.size()
         count = params.num_images
         seeds = [params.seed + i for i in range(count)]
