@@ -26,6 +26,7 @@ import asyncio
 import base64
 import binascii
 import io
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes, urljoin, urlsplit
@@ -144,6 +145,20 @@ def _percent_decoded(payload: str, max_bytes: int) -> bytes:
     return bytes(out)
 
 
+#: Downloads in progress at once, per server: at most this many buffers of ``fetch_max_bytes``
+#: are held (the rest wait their turn), so concurrent fetches cannot grow memory without bound.
+FETCHES_AT_ONCE = 8
+_fetch_slots: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
+
+
+def _fetch_slot() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    slots = _fetch_slots.get(loop)
+    if slots is None:
+        slots = _fetch_slots[loop] = asyncio.Semaphore(FETCHES_AT_ONCE)
+    return slots
+
+
 async def _fetch(url: str, index: int, env: EndpointEnv) -> bytes:
     """GET an http(s) URL with a timeout and a streamed size cap; redirects only to http(s).
 
@@ -158,7 +173,10 @@ async def _fetch(url: str, index: int, env: EndpointEnv) -> bytes:
 
     max_bytes = env.fetch_max_bytes
     try:
-        async with httpx.AsyncClient(timeout=env.fetch_timeout, follow_redirects=False) as client:
+        # fetch_timeout bounds the whole download (a server dripping bytes no longer holds a
+        # request for as long as it likes); FETCHES_AT_ONCE bounds the buffers held at once
+        async with _fetch_slot(), asyncio.timeout(env.fetch_timeout), \
+                httpx.AsyncClient(timeout=env.fetch_timeout, follow_redirects=False) as client:
             target = url
             for _ in range(_MAX_REDIRECTS + 1):
                 pinned = await netguard.resolve_pinned(target, env.fetch_timeout)
