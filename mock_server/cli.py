@@ -36,6 +36,8 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--admin-token", default=os.environ.get("FAL_MOCK_ADMIN_TOKEN"),
                         help="token for the /_mock/ control API (Authorization: Bearer T or X-Fal-Mock-Admin-Token: T); "
                              "required off loopback: generated and printed when not given")
+    parser.add_argument("--max-pending", type=int, default=10_000,
+                        help="requests waiting or running at once; a submit beyond is answered 429 (default 10000)")
     parser.add_argument("--journal-size", type=int, default=1000, help="calls kept in the request journal (default 1000)")
     parser.add_argument("--polls", type=int, default=None, metavar="N",
                         help="complete each request on its Nth status call instead of by the clock")
@@ -47,6 +49,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise SystemExit("fal-mock: --workers must be at least 1")
     if args.speed <= 0:
         raise SystemExit("fal-mock: --speed must be greater than 0")
+    if args.max_pending < 1 or args.max_requests < 1:
+        raise SystemExit("fal-mock: --max-pending and --max-requests must be at least 1")
     if args.polls is not None and args.polls < 1:
         raise SystemExit("fal-mock: --polls must be at least 1")
     admin_token = args.admin_token
@@ -70,6 +74,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         allow_fetch=args.allow_fetch,
         validation=args.validation,
         max_requests=args.max_requests,
+        max_pending=args.max_pending,
         journal_size=args.journal_size,
         polls=args.polls,
     )

@@ -36,6 +36,7 @@ class FalMock:
             TimingProfile.named(self.settings.profile, self.settings.speed),
             workers=self.settings.workers,
             max_requests=self.settings.max_requests,
+            max_pending=self.settings.max_pending,
             polls=self.settings.polls,
         )
         self.files = FileStore()

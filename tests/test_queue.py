@@ -219,3 +219,29 @@ def test_a_backtracking_prompt_pattern_gives_up_instead_of_holding_the_loop():
     assert rule.applies("submit", "aaa") is True  # an ordinary match still fires
     with pytest.raises(FaultError):
         FaultRule(Fault(), prompt="(unclosed")
+
+
+def test_waiting_work_is_bounded_and_a_full_queue_refuses_submits():
+    from mock_server.core.queue import QueueFull
+
+    queue, clock = make_queue(max_pending=3)
+    for _ in range(3):
+        submit(queue)
+    with pytest.raises(QueueFull) as refused:
+        submit(queue)
+    assert refused.value.limit == 3
+    clock.advance(10)  # the first one finishes: room for one more
+    submit(queue)
+
+
+def test_a_backlog_larger_than_max_requests_never_forgets_a_result_as_it_completes():
+    """With more requests waiting than max_requests, each result was forgotten the moment it
+    completed (COMPLETED, then 404); only finished requests count towards the bound now."""
+    queue, clock = make_queue(max_requests=2, max_pending=100)
+    requests = [submit(queue) for _ in range(10)]
+    for done in range(1, 11):
+        clock.advance(10)
+        latest = requests[done - 1]
+        assert queue.get(latest.request_id) is latest and latest.status == COMPLETED
+    kept = [r for r in requests if queue.peek(r.request_id) is not None]
+    assert kept == requests[-2:] and queue.forgotten == 8

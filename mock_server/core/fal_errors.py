@@ -109,6 +109,12 @@ def still_in_progress(request_urls: dict[str, str]) -> Answer:
                                     option=orjson.OPT_SORT_KEYS))
 
 
+def queue_full(limit: int) -> Answer:
+    # Chosen (no recording of fal's answer): 429 with Retry-After, which both clients retry
+    return Answer(429, _json({"detail": f"Too many requests: {limit} are already waiting or running. Retry later."}),
+                  (("retry-after", "1"),))
+
+
 def cancelled() -> Answer:
     # fal SDK: a cancelled app answers JSONResponse({"detail": str(exc)}, 499); the default
     # message is "Request cancelled by the client." (fal/app.py, exceptions/_base.py;

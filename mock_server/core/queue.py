@@ -162,8 +162,20 @@ Listener = Callable[[QueuedRequest], None]
 Recorder = Callable[[str, QueuedRequest], None]
 
 
+class QueueFull(Exception):
+    """A submit found ``max_pending`` requests already waiting or running (answered 429)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+
 class RequestQueue:
-    """Stores requests and moves them through IN_QUEUE -> IN_PROGRESS -> COMPLETED."""
+    """Stores requests and moves them through IN_QUEUE -> IN_PROGRESS -> COMPLETED.
+
+    Bounded both ways: at most ``max_pending`` requests wait or run at once (a submit beyond
+    raises :class:`QueueFull`), and at most ``max_requests`` finished ones are remembered, the
+    oldest forgotten first, so a result is never forgotten before newer ones have finished."""
 
     def __init__(
         self,
@@ -172,6 +184,7 @@ class RequestQueue:
         workers: int = 2,
         max_requests: int = 10_000,
         polls: int | None = None,
+        max_pending: int = 10_000,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
@@ -184,6 +197,7 @@ class RequestQueue:
         self.timing = timing
         self.workers = workers
         self.max_requests = max_requests
+        self.max_pending = max_pending
         self._requests: dict[str, QueuedRequest] = {}
         self._pending: deque[QueuedRequest] = deque()
         self._running: list[tuple[float, int, QueuedRequest]] = []
@@ -232,6 +246,8 @@ class RequestQueue:
         """
         now = self.clock.now() if at is None else at
         self.advance(now)
+        if at is None and len(self._pending) + len(self._running) >= self.max_pending:
+            raise QueueFull(self.max_pending)
         request_id = request_id or new_request_id()
         if duration is None:
             # A request the schema rejected never reaches a model: it runs for no time.
@@ -323,7 +339,9 @@ class RequestQueue:
         request.status = COMPLETED
         self._finished.append(request.request_id)
         self._changed(request)
-        while len(self._requests) > self.max_requests and self._finished:
+        # only finished requests count: a backlog of waiting ones never pushes out a result
+        # that has just been produced
+        while len(self._finished) > self.max_requests:
             old = self._finished.popleft()
             dropped = self._requests.pop(old, None)
             if dropped is not None:
