@@ -70,3 +70,18 @@ def test_output_file_names_have_fals_cdn_shape_and_are_stable():
     name = cdn_file_name("request/0", "png")
     assert len(name) == len("IXN1B_4MHnozvltxEHfvX_BwTMO9xM.png") and name[21] == "_" and name.endswith(".png")
     assert name == cdn_file_name("request/0", "png") != cdn_file_name("request/1", "png")
+
+
+def test_a_produced_result_carries_the_billable_units_of_its_images(tmp_path):
+    """fal.run 200s carry x-fal-billable-units (recorded: "1"); one unit per image."""
+    import asyncio
+
+    from mock_server.core.endpoint import EndpointEnv
+    from mock_server.core.files import FileStore
+    from mock_server.endpoints.wan25 import Wan25ImageToImage
+
+    endpoint = Wan25ImageToImage()
+    parsed = endpoint.parse(b'{"prompt": "x", "image_urls": ["https://e.com/a.png"], "num_images": 3, "seed": 1}')
+    env = EndpointEnv(files=FileStore(), file_url=lambda n: n, own_file_name=lambda u: None)
+    answer = asyncio.run(endpoint.produce(parsed.params, "rid", env))
+    assert answer.status == 200 and ("x-fal-billable-units", "3") in answer.headers

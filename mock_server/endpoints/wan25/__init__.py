@@ -193,7 +193,10 @@ class Wan25ImageToImage(Endpoint):
                 "width": width,
                 "height": height,
             })
-        return Answer(200, _dumps({"images": images, "seeds": seeds, "actual_prompt": params.prompt}))
+        # fal meters an app's successful answers in x-fal-billable-units (recorded on fal.run
+        # 200s: "1"); for an image endpoint, one unit per image is the honest default
+        return Answer(200, _dumps({"images": images, "seeds": seeds, "actual_prompt": params.prompt}),
+                      (("x-fal-billable-units", str(count)),))
 
     # -- schema -------------------------------------------------------------------------
 
