@@ -245,3 +245,17 @@ def test_a_backlog_larger_than_max_requests_never_forgets_a_result_as_it_complet
         assert queue.get(latest.request_id) is latest and latest.status == COMPLETED
     kept = [r for r in requests if queue.peek(r.request_id) is not None]
     assert kept == requests[-2:] and queue.forgotten == 8
+
+
+def test_a_journal_entry_keeps_a_bounded_part_of_huge_headers_path_and_query():
+    from mock_server.core.journal import HEADERS_KEEP, PATH_KEEP, Journal
+
+    journal = Journal(10)
+    headers = [(b"host", b"x"), (b"x-big", b"a" * 10_000_000)] + [(b"x-%d" % i, b"v") for i in range(5000)]
+    entry = journal.new_entry(0.0, "GET", "/" + "p" * 1_000_000, b"q=" + b"z" * 1_000_000, headers)
+    kept = sum(len(n) + len(v) for n, v in entry.raw_headers)
+    assert kept < HEADERS_KEEP + 200
+    assert entry.raw_headers[0] == (b"host", b"x") and entry.raw_headers[1][1].endswith(b"...(10000000 bytes)")
+    assert len(entry.path) == PATH_KEEP and len(entry.query) == PATH_KEEP
+    small = [(b"host", b"x"), (b"authorization", b"Key a:b")]
+    assert journal.new_entry(0.0, "GET", "/", b"", small).raw_headers is small  # the common case: kept as is

@@ -17,6 +17,10 @@ import orjson
 
 #: Request bodies are kept up to this many bytes (data URIs can be megabytes).
 BODY_KEEP = 64 * 1024
+#: Of a call's headers, path and query, an entry keeps this many bytes each (the server refuses
+#: a request head over 64 KiB with 431; the journal keeps less of what it lets through).
+HEADERS_KEEP = 8 * 1024
+PATH_KEEP = 4 * 1024
 _REDACTED_HEADERS = frozenset((b"authorization", b"x-fal-cdn-token", b"cookie"))
 
 
@@ -92,6 +96,22 @@ class JournalEntry:
         return out
 
 
+def _kept_headers(raw_headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The first :data:`HEADERS_KEEP` bytes' worth of headers; a value cut short says so."""
+    kept: list[tuple[bytes, bytes]] = []
+    room = HEADERS_KEEP
+    for name, value in raw_headers:
+        if room <= len(name):
+            kept.append((b"x-fal-mock-journal", b"%d more headers not kept" % (len(raw_headers) - len(kept))))
+            break
+        room -= len(name)
+        if len(value) > room:
+            value = value[:room] + b"...(%d bytes)" % len(value)
+        room -= min(len(value), room)
+        kept.append((name, value))
+    return kept
+
+
 class Journal:
     """A ring buffer of :class:`JournalEntry`, safe to read from another thread."""
 
@@ -109,7 +129,9 @@ class Journal:
 
     def new_entry(self, at: float, method: str, path: str, query: bytes,
                   raw_headers: list[tuple[bytes, bytes]]) -> JournalEntry:
-        return JournalEntry(0, at, method, path, query.decode("latin-1"), raw_headers, b"", 0)
+        if sum(len(name) + len(value) for name, value in raw_headers) > HEADERS_KEEP:
+            raw_headers = _kept_headers(raw_headers)
+        return JournalEntry(0, at, method, path[:PATH_KEEP], query[:PATH_KEEP].decode("latin-1"), raw_headers, b"", 0)
 
     def record(self, entry: JournalEntry) -> None:
         """Keep ``entry``; its ``seq`` is given now, so seq order is the order calls ended in
