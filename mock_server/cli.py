@@ -36,6 +36,9 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--admin-token", default=os.environ.get("FAL_MOCK_ADMIN_TOKEN"),
                         help="token for the /_mock/ control API (Authorization: Bearer T or X-Fal-Mock-Admin-Token: T); "
                              "required off loopback: generated and printed when not given")
+    parser.add_argument("--allowed-hosts", default="",
+                        help="comma-separated Host names answered besides loopback and fal's own hosts "
+                             "(the DNS-rebinding guard; off loopback, when given, only these)")
     parser.add_argument("--max-pending", type=int, default=10_000,
                         help="requests waiting or running at once; a submit beyond is answered 429 (default 10000)")
     parser.add_argument("--journal-size", type=int, default=1000, help="calls kept in the request journal (default 1000)")
@@ -75,6 +78,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         validation=args.validation,
         max_requests=args.max_requests,
         max_pending=args.max_pending,
+        allowed_hosts=tuple(h.strip() for h in args.allowed_hosts.split(",") if h.strip()),
         journal_size=args.journal_size,
         polls=args.polls,
     )

@@ -42,6 +42,9 @@ class Settings:
     fetch_max_bytes: int = 10 * 1024 * 1024  # upstream Wan limit: "File size: no more than 10MB"
     validation: str = "documented"
     max_requests: int = 10_000  # finished requests kept; the oldest are forgotten first
+    #: Host names answered besides loopback and fal's own (DNS-rebinding guard, protocol/hosts.py);
+    #: on a non-loopback bind, when given, only these (and fal's) are answered
+    allowed_hosts: tuple[str, ...] = ()
     max_pending: int = 10_000  # requests waiting or running at once; a submit beyond is answered 429
     max_body_bytes: int = 32 * 1024 * 1024
     journal_size: int = 1000  # calls kept in the request journal; the oldest are dropped
