@@ -26,7 +26,7 @@ import orjson
 
 from typing import Any, Awaitable, Callable
 
-from mock_server import control, webhooks
+from mock_server import webhooks
 from mock_server.core import fal_errors
 from mock_server._asgi import JSON, BodyTooLarge, HttpRequest, Receive, Scope, Send, send_bytes
 from mock_server.core.clock import ClockWaiter
@@ -92,9 +92,6 @@ class FalMockApp:
         self._shutdown: list[Callable[[], Any]] = []
         mock.queue.on_change(self._on_change)
         self._closing = False
-        # whether everything loaded on first use is in memory (health); the server that
-        # preloads sets it (mock_server.server.preload)
-        self.preloaded: Callable[[], bool] = lambda: False
         self._auth_cache: tuple[Any, dict[bytes, Answer | None]] = (None, {})
         # (path, scheme, host) of a queue submit -> (endpoint, queue base URL): a client
         # submits to the same URL again and again, so the lane routes it with one lookup
@@ -104,7 +101,6 @@ class FalMockApp:
         self.webhooks: Any = None
         self._features: dict[str, Any] = {}  # module name -> its service, once loaded
         self._features_lock = threading.Lock()
-        control.install(self)
         webhooks.install(self)  # before storage, whose /_mock/rest/ mount would hide the JWKS path
         # Uploads and the dashboard load on their first call (~8 ms less start-up):
         self._mount_on_first_use("mock_server.storage", (REST_PREFIX, CDN_PREFIX, FILES_PREFIX))

@@ -10,10 +10,14 @@ import contextlib
 from typing import Any, Callable
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 
 from mock_server.emulator import FalMock
+from mock_server.web.control import bad_input
 from mock_server.web.journaling import JournalMiddleware
 from mock_server.web.responses import AnswerError, AnswerResponse
+from mock_server.web.routers import control
 
 
 def create_app(emulator: FalMock, *, preloaded: Callable[[], bool] | None = None) -> FastAPI:
@@ -46,12 +50,18 @@ def create_app(emulator: FalMock, *, preloaded: Callable[[], bool] | None = None
     )
     app.state.emulator = emulator
     app.state.preloaded = preloaded or (lambda: False)
-    legacy.preloaded = app.state.preloaded
 
     @app.exception_handler(AnswerError)
     async def answer_error(request: Request, exc: AnswerError) -> AnswerResponse:
         return AnswerResponse(exc.answer)
 
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        if request.url.path.startswith("/_mock/"):  # the control API's 400, as before its typed bodies
+            return AnswerResponse(bad_input(exc))
+        return await request_validation_exception_handler(request, exc)
+
+    app.include_router(control.router)
     app.mount("/", legacy)
     app.add_middleware(JournalMiddleware, emulator=emulator)
     app.state.legacy = legacy
