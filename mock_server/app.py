@@ -26,7 +26,6 @@ import orjson
 
 from typing import Any, Awaitable, Callable
 
-from mock_server import webhooks
 from mock_server.core import fal_errors
 from mock_server._asgi import JSON, BodyTooLarge, HttpRequest, Receive, Scope, Send, send_bytes
 from mock_server.core.clock import ClockWaiter
@@ -97,11 +96,11 @@ class FalMockApp:
         # submits to the same URL again and again, so the lane routes it with one lookup
         self._submit_routes: dict[tuple[str, str, str], tuple[Endpoint, str]] = {}
         # Feature modules add their routes under /_mock/ and their start-up work here;
-        # each keeps its service on the app (storage -> uploads, webhooks -> webhooks).
-        self.webhooks: Any = None
+        # each keeps its service on the app (storage -> uploads).
+        # the dashboard's detail view reads the delivery log here (until its router reads the emulator's)
+        self.webhooks = mock.webhooks
         self._features: dict[str, Any] = {}  # module name -> its service, once loaded
         self._features_lock = threading.Lock()
-        webhooks.install(self)  # before storage, whose /_mock/rest/ mount would hide the JWKS path
         # Uploads and the dashboard load on their first call (~8 ms less start-up):
         self._mount_on_first_use("mock_server.storage", (REST_PREFIX, CDN_PREFIX, FILES_PREFIX))
         self._mount_on_first_use("mock_server.dashboard", (DASHBOARD_ROOT,))  # last: every /_mock/ path left over

@@ -33,11 +33,13 @@ def test_the_control_api_has_its_own_openapi_document_and_swagger_ui(client):
         "/_mock/queue/{request_id}": {"get"}, "/_mock/reset": {"post"}, "/_mock/clock": {"get", "post"},
         "/_mock/faults": {"get", "post", "delete"}, "/_mock/faults/{rule_id}": {"delete"},
         "/_mock/config": {"get", "post"}, "/_mock/openapi.json": {"get"},
+        "/_mock/webhooks": {"get"}, "/_mock/webhooks/config": {"get", "post"}, "/_mock/webhooks/reset": {"post"},
+        "/_mock/.well-known/jwks.json": {"get"},
     }.items():
         assert set(paths.get(path, {})) == methods, path
     # typed bodies are documented
     schemas = document["components"]["schemas"]
-    assert {"ClockChange", "FaultRuleSpec", "ConfigChange"} <= set(schemas)
+    assert {"ClockChange", "FaultRuleSpec", "ConfigChange", "WebhookSwitches"} <= set(schemas)
     assert schemas["ConfigChange"]["properties"]["allow_fetch"]["anyOf"][0]["type"] == "boolean"
     # the 405 stand-ins are not operations
     assert "put" not in paths["/_mock/reset"]
@@ -87,7 +89,8 @@ def test_wrong_methods_answer_fals_405_and_unknown_paths_fals_404(client):
 
 @pytest.mark.parametrize("method,path,body", [
     ("POST", "/_mock/reset", None), ("POST", "/_mock/clock", {"freeze": True}), ("DELETE", "/_mock/faults", None),
-    ("POST", "/_mock/config", {"auth": False}),
+    ("POST", "/_mock/config", {"auth": False}), ("POST", "/_mock/webhooks/config", {"duplicate": True}),
+    ("POST", "/_mock/webhooks/reset", None),
 ])
 def test_every_state_changing_control_route_refuses_another_sites_page(client, method, path, body):
     response = client.request(method, path, json=body, headers={"Origin": "https://evil.example"})

@@ -17,7 +17,7 @@ from mock_server.emulator import FalMock
 from mock_server.web.control import bad_input
 from mock_server.web.journaling import JournalMiddleware
 from mock_server.web.responses import AnswerError, AnswerResponse
-from mock_server.web.routers import control
+from mock_server.web.routers import control, webhooks
 
 
 def create_app(emulator: FalMock, *, preloaded: Callable[[], bool] | None = None) -> FastAPI:
@@ -62,6 +62,7 @@ def create_app(emulator: FalMock, *, preloaded: Callable[[], bool] | None = None
         return await request_validation_exception_handler(request, exc)
 
     app.include_router(control.router)
+    app.include_router(webhooks.router)
     app.mount("/", legacy)
     app.add_middleware(JournalMiddleware, emulator=emulator)
     app.state.legacy = legacy
