@@ -25,6 +25,7 @@ from mock_server.core.paths import FILES_PREFIX, own_file_name
 from mock_server.core.queue import COMPLETED, QueuedRequest, RequestQueue
 from mock_server.settings import Settings
 from mock_server.core.timing import TimingProfile
+from mock_server.features.storage import UploadSessions
 from mock_server.features.webhooks import WebhookDispatcher
 
 log = logging.getLogger("fal_mock")
@@ -63,6 +64,9 @@ class FalMock:
         #: whose completions were delivered before the restart).
         self.webhooks = WebhookDispatcher(self.queue, self.clock, self.driver, self.journal, self.origin_result)
         self.on_reset(self.webhooks.reset)
+        #: Upload sessions of the storage stand-ins (CDN tokens, signed PUTs, multipart).
+        self.uploads = UploadSessions(self.clock, self.files, lambda: self.settings)
+        self.on_reset(self.uploads.forget_uploads)
 
     async def start(self) -> None:
         """Start-up on the server's event loop: bind what runs tasks there (the queue driver,
