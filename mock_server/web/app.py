@@ -58,7 +58,7 @@ def create_app(emulator: FalMock, *, preloaded: Callable[[], bool] | None = None
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
-        if request.url.path.startswith("/_mock/"):  # the control API's 400, as before its typed bodies
+        if request.scope["path"].startswith("/_mock/"):  # the control API's 400, as before its typed bodies
             return AnswerResponse(bad_input(exc))
         return await request_validation_exception_handler(request, exc)
 
