@@ -14,10 +14,8 @@ Thin by design: it parses paths, checks auth, and turns calls on
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import sys
-import threading
 import time
 import traceback
 from urllib.parse import urlsplit
@@ -26,7 +24,6 @@ import orjson
 
 from typing import Any, Awaitable, Callable
 
-from mock_server import control, webhooks
 from mock_server.core import fal_errors
 from mock_server._asgi import JSON, BodyTooLarge, HttpRequest, Receive, Scope, Send, send_bytes
 from mock_server.core.clock import ClockWaiter
@@ -36,7 +33,7 @@ from mock_server.core.faults import Fault
 from mock_server.core.journal import BODY_KEEP
 from mock_server.emulator import FalMock, app_of
 from mock_server.settings import Settings
-from mock_server.core.paths import CDN_PREFIX, DASHBOARD_ROOT, FILES_PREFIX, PROXY_PATH, REST_PREFIX, own_file_name
+from mock_server.core.paths import CDN_PREFIX, FILES_PREFIX, PROXY_PATH, REST_PREFIX, own_file_name
 from mock_server.core.queue import (
     ALREADY_COMPLETED,
     CANCELLATION_REQUESTED,
@@ -92,23 +89,14 @@ class FalMockApp:
         self._shutdown: list[Callable[[], Any]] = []
         mock.queue.on_change(self._on_change)
         self._closing = False
-        # whether everything loaded on first use is in memory (health); the server that
-        # preloads sets it (mock_server.server.preload)
-        self.preloaded: Callable[[], bool] = lambda: False
         self._auth_cache: tuple[Any, dict[bytes, Answer | None]] = (None, {})
         # (path, scheme, host) of a queue submit -> (endpoint, queue base URL): a client
         # submits to the same URL again and again, so the lane routes it with one lookup
         self._submit_routes: dict[tuple[str, str, str], tuple[Endpoint, str]] = {}
-        # Feature modules add their routes under /_mock/ and their start-up work here;
-        # each keeps its service on the app (storage -> uploads, webhooks -> webhooks).
-        self.webhooks: Any = None
-        self._features: dict[str, Any] = {}  # module name -> its service, once loaded
-        self._features_lock = threading.Lock()
-        control.install(self)
-        webhooks.install(self)  # before storage, whose /_mock/rest/ mount would hide the JWKS path
-        # Uploads and the dashboard load on their first call (~8 ms less start-up):
-        self._mount_on_first_use("mock_server.storage", (REST_PREFIX, CDN_PREFIX, FILES_PREFIX))
-        self._mount_on_first_use("mock_server.dashboard", (DASHBOARD_ROOT,))  # last: every /_mock/ path left over
+        # Feature modules add their routes under /_mock/ and their start-up work here.
+        # the dashboard's detail view reads the delivery log here (until its router reads the emulator's)
+        self.webhooks = mock.webhooks
+        self.dashboard: Any = None  # installed by create_app, after every other /_mock/ mount
 
     @property
     def settings(self) -> Settings:
@@ -124,37 +112,6 @@ class FalMockApp:
                 self._mounts[i] = (prefix, handler)
                 return
         self._mounts.append((prefix, handler))
-
-    def _mount_on_first_use(self, module: str, prefixes: tuple[str, ...]) -> None:
-        """Mount ``prefixes`` for a feature module imported and installed (its ``install(app)``
-        mounting the same prefixes in place) on the first call to any of them.  Such a
-        feature binds to the server's loop itself: its install may come after start-up."""
-        async def load_then_serve(request: HttpRequest, send: Send) -> None:
-            self._feature(module)
-            await self._mock_route(request, send)
-
-        for prefix in prefixes:
-            self.mount(prefix, load_then_serve)
-
-    def _feature(self, module: str) -> Any:
-        """The service of a feature module mounted on first use, installed now if need be."""
-        service = self._features.get(module)
-        if service is None:
-            with self._features_lock:  # a test thread may ask for it while the loop serves
-                service = self._features.get(module)
-                if service is None:
-                    service = self._features[module] = importlib.import_module(module).install(self)
-        return service
-
-    @property
-    def uploads(self) -> Any:
-        """The storage service (uploads, CDN tokens), loaded on first use."""
-        return self._feature("mock_server.storage")
-
-    @property
-    def dashboard(self) -> Any:
-        """The dashboard service, loaded on first use."""
-        return self._feature("mock_server.dashboard")
 
     def on_startup(self, hook: Callable[[], Any]) -> None:
         """Run ``hook()`` on the server's loop once it starts (before the first request)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from typing import Callable, Iterable
 
 import orjson
@@ -20,9 +21,14 @@ from mock_server.core.endpoint import Endpoint, EndpointEnv, Parsed
 from mock_server.core.faults import MODEL_ERRORS, REQUEST_ERRORS, Fault, FaultPlan
 from mock_server.core.files import FileStore
 from mock_server.core.journal import Journal
+from mock_server.core.paths import FILES_PREFIX, own_file_name
 from mock_server.core.queue import COMPLETED, QueuedRequest, RequestQueue
 from mock_server.settings import Settings
 from mock_server.core.timing import TimingProfile
+from mock_server.features.storage import UploadSessions
+from mock_server.features.webhooks import WebhookDispatcher
+
+log = logging.getLogger("fal_mock")
 
 
 class FalMock:
@@ -55,14 +61,23 @@ class FalMock:
             from mock_server.features.persistence import Persistence
 
             self.persistence = Persistence(self, self.settings.state_dir).start()
+        #: Signed webhook delivery for ``?fal_webhook=`` (after the state folder's replay,
+        #: whose completions were delivered before the restart).
+        self.webhooks = WebhookDispatcher(self.queue, self.clock, self.driver, self.journal, self.origin_result)
+        self.on_reset(self.webhooks.reset)
+        #: Upload sessions of the storage stand-ins (CDN tokens, signed PUTs, multipart).
+        self.uploads = UploadSessions(self.clock, self.files, lambda: self.settings)
+        self.on_reset(self.uploads.forget_uploads)
 
     async def start(self) -> None:
         """Start-up on the server's event loop: bind what runs tasks there (the queue driver,
         feature services)."""
         self.driver.bind()
+        self.webhooks.start()
 
     async def stop(self) -> None:
         """Server shutdown: stop the tasks :meth:`start` began."""
+        await self.webhooks.stop()
         await self.driver.stop()
 
     def close(self) -> None:
@@ -117,6 +132,27 @@ class FalMock:
         status, detail = REQUEST_ERRORS[fault.error_type or "runner_disconnected"]
         body = {"detail": fault.message or detail, "error_type": fault.error_type}
         return Answer(fault.status or status, orjson.dumps(body), (("x-fal-error-type", fault.error_type or ""),))
+
+    def env_for(self, scheme: str, host: str) -> EndpointEnv:
+        """What an endpoint needs to produce a result for a caller who reached the mock as
+        ``scheme://host`` (the file URLs it hands out lead back there)."""
+        files_base = f"{scheme}://{host}{FILES_PREFIX}"
+        settings = self.settings
+        return EndpointEnv(
+            files=self.files,
+            file_url=lambda name: files_base + name,
+            own_file_name=lambda url: own_file_name(url, host=settings.host, port=settings.port, caller_host=host),
+            allow_fetch=settings.allow_fetch,
+            fetch_timeout=settings.fetch_timeout,
+            fetch_max_bytes=settings.fetch_max_bytes,
+            log=log.info,
+        )
+
+    async def origin_result(self, request: QueuedRequest) -> Answer:
+        """A COMPLETED request's result as its submitter's result GET gets it (a webhook's)."""
+        settings = self.settings
+        scheme, host = request.origin or (settings.scheme, f"{settings.host}:{settings.port}")
+        return await self.result(request, self.env_for(scheme, host))
 
     def kept_result(self, request: QueuedRequest) -> Answer | None:
         """A COMPLETED request's result answer when it needs no producing (kept, decided by

@@ -59,7 +59,7 @@ class FalMockFixture:
         self.journal = self.mock.journal
         #: Webhook deliveries and switches: ``configure(bad_signature=...)``, ``deliveries``,
         #: ``wait_for_deliveries(n)``.
-        self.webhooks = server.legacy.webhooks
+        self.webhooks = server.mock.webhooks
 
     # -- steering ---------------------------------------------------------------------
     def configure(self, **options: Any) -> None:

@@ -25,7 +25,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from mock_server import storage
+from mock_server.features import storage
 from mock_server.server.background import BackgroundServer
 from mock_server.emulator import FalMock
 from mock_server.settings import Settings
@@ -164,19 +164,16 @@ def test_unknown_and_expired_tokens_are_refused(mock):
     assert multipart.status_code == 401
 
 
-def test_storage_routes_load_on_first_use_in_their_place_before_the_dashboard(mock):
-    """Storage and the dashboard load on their first call; whichever comes first, the
-    storage prefixes keep matching before the dashboard's catch-all /_mock/."""
+def test_storage_routes_win_over_the_dashboards_catch_all(mock):
+    """/_mock/rest/ and /_mock/cdn/ are storage's, whatever the dashboard (every /_mock/ path
+    left over) has served before."""
     server, client = mock
-    assert set(server.legacy._features) == set()  # neither loaded by start-up
-    assert client.get("/_mock/").status_code == 200  # the dashboard page loads the dashboard
-    assert set(server.legacy._features) == {"mock_server.dashboard"}
+    assert client.get("/_mock/").status_code == 200  # the dashboard page
     body = token(client)  # /_mock/rest/...: storage, not the dashboard's 404
     assert body["token_type"] == "Bearer"
-    assert set(server.legacy._features) == {"mock_server.dashboard", "mock_server.storage"}
-    assert server.legacy.uploads is server.legacy._features["mock_server.storage"]
-    assert [prefix for prefix, _ in server.legacy._mounts][-4:] == [
-        "/_mock/rest/", "/_mock/cdn/", "/_mock/files/", "/_mock/"]
+    assert list(server.mock.uploads.tokens) == [body["token"]]
+    missing = client.post("/_mock/rest/nope")  # storage's own 404, with its CORS header
+    assert missing.status_code == 404 and missing.headers["access-control-allow-origin"] == "*"
 
 
 # -- Python client: fal_v3 (default) -----------------------------------------------------------
@@ -247,7 +244,7 @@ def test_fal_repository_uses_initiate_and_put(mock, point_client):
     assert url.endswith("-g.png")
     got = fetch(url)
     assert got.content == data and got.headers["content-type"] == "image/png"
-    assert server.legacy.uploads.tokens == {}  # the CDN token was never asked for
+    assert server.mock.uploads.tokens == {}  # the CDN token was never asked for
 
 
 def test_expired_token_falls_back_to_the_fal_repository(mock, point_client, caplog):
@@ -305,7 +302,7 @@ def test_multipart_through_the_client(mock, point_client, small_multipart, tmp_p
     assert url.endswith("-clip.mp4")
     got = fetch(url)
     assert got.content == data[::-1] and got.headers["content-type"] == "video/mp4"
-    assert server.legacy.uploads.multipart == {} and server.legacy.uploads.pending_bytes == 0
+    assert server.mock.uploads.multipart == {} and server.mock.uploads.pending_bytes == 0
 
 
 def test_multipart_through_the_async_client(mock, point_client, small_multipart):
@@ -371,7 +368,7 @@ def test_multipart_uploads_expire_and_are_capped(mock, monkeypatch):
     assert httpx.put(f"{access_url}/multipart/{upload_id}/1", content=b"a").status_code == 404
     monkeypatch.setattr(storage, "MAX_PENDING_MULTIPART", 2)
     started = [multipart_start(server, client) for _ in range(3)]
-    assert len(server.legacy.uploads.multipart) == 2
+    assert len(server.mock.uploads.multipart) == 2
     first_url, first_id, _ = started[0]
     assert httpx.put(f"{first_url}/multipart/{first_id}/1", content=b"a").status_code == 404
     last_url, last_id, _ = started[2]
@@ -384,7 +381,7 @@ def test_reset_forgets_unfinished_uploads_but_keeps_tokens(mock):
     assert httpx.put(f"{access_url}/multipart/{upload_id}/1", content=b"a").status_code == 200
     assert client.post("/_mock/reset").status_code == 200
     assert httpx.put(f"{access_url}/multipart/{upload_id}/2", content=b"a").status_code == 404
-    assert server.legacy.uploads.pending_bytes == 0
+    assert server.mock.uploads.pending_bytes == 0
     assert httpx.post(f"{server.url}/_mock/cdn/files/upload", content=b"x", headers=auth).status_code == 200
 
 
@@ -399,7 +396,7 @@ def test_multipart_bytes_are_bounded(mock, monkeypatch):
     assert httpx.put(f"{a_url}/multipart/{a_id}/2", content=b"a").status_code == 404
     too_big = httpx.put(f"{b_url}/multipart/{b_id}/2", content=b"b" * 500)
     assert too_big.status_code == 413 and too_big.json()["error_type"] == "bad_request"
-    assert server.legacy.uploads.pending_bytes == 0
+    assert server.mock.uploads.pending_bytes == 0
 
 
 def test_single_upload_size_is_bounded(serve, monkeypatch):
@@ -545,4 +542,4 @@ def test_js_multipart_upload(mock):
     got = fetch(out["big"])
     assert hashlib.sha256(got.content).hexdigest() == out["bigSha"]
     assert got.headers["content-type"] == "application/octet-stream"
-    assert server.legacy.uploads.multipart == {}
+    assert server.mock.uploads.multipart == {}

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from mock_server.server.background import BackgroundServer
 from mock_server.emulator import FalMock
 from mock_server.settings import Settings
-from mock_server.webhooks import RETRY_DELAYS, STALE_BY, USER_ID
+from mock_server.features.webhooks import RETRY_DELAYS, STALE_BY, USER_ID
 
 ENDPOINT = "fal-ai/wan-25-preview/image-to-image"
 KEY = {"Authorization": "Key a:b"}
@@ -200,7 +200,7 @@ def test_no_webhook_without_fal_webhook(serve, receiver):
     submit(client, hook.url)  # a later request with a webhook: the only delivery
     assert hook.wait(1)
     assert not hook.wait(2, timeout=QUIET)
-    assert [d["request_id"] for d in server.legacy.webhooks.deliveries] == [received_json(hook.calls[0])["request_id"]]
+    assert [d["request_id"] for d in server.mock.webhooks.deliveries] == [received_json(hook.calls[0])["request_id"]]
 
 
 # -- signatures ------------------------------------------------------------------------
@@ -250,7 +250,7 @@ def test_bad_signature_switch_fails_verification(serve, receiver):
 def test_stale_timestamp_switch_is_detected(serve, receiver):
     server, client = serve()
     hook = receiver()
-    server.legacy.webhooks.configure(stale_timestamp=True)
+    server.mock.webhooks.configure(stale_timestamp=True)
     submit(client, hook.url)
     assert hook.wait(1)
     call = hook.calls[0]
@@ -268,28 +268,28 @@ def test_config_rejects_unknown_or_non_boolean_switches(serve):
     assert client.post("/_mock/webhooks/config", json={"duplicate": "yes"}).status_code == 400
     assert client.post("/_mock/webhooks/config", content=b"[").status_code == 400
     with pytest.raises(ValueError):
-        server.legacy.webhooks.configure(nope=True)
+        server.mock.webhooks.configure(nope=True)
     assert client.get("/_mock/webhooks/config").json() == {"bad_signature": False, "stale_timestamp": False, "duplicate": False}
 
 
 def test_duplicate_switch_delivers_twice_identically(serve, receiver):
     server, client = serve()
     hook = receiver()
-    server.legacy.webhooks.configure(duplicate=True)
+    server.mock.webhooks.configure(duplicate=True)
     submit(client, hook.url)
     assert hook.wait(2)
     first, second = hook.calls
     assert first["body"] == second["body"]
     assert first["headers"] == second["headers"]
     assert not hook.wait(3, timeout=QUIET)
-    log = server.legacy.webhooks.wait_for_deliveries(2)
+    log = server.mock.webhooks.wait_for_deliveries(2)
     assert [(d["attempt"], d["duplicate"], d["outcome"]) for d in log] == [(1, False, "delivered"), (1, True, "delivered")]
 
 
 # -- retries on the mock's clock ------------------------------------------------------
 def test_retries_wait_for_the_frozen_clock(serve, receiver):
     server, client = serve()
-    clock, webhooks = server.mock.clock, server.legacy.webhooks
+    clock, webhooks = server.mock.clock, server.mock.webhooks
     t0 = clock.freeze()
     hook = receiver(fail_first=2)
     queued = submit(client, hook.url)
@@ -320,7 +320,7 @@ def test_retries_wait_for_the_frozen_clock(serve, receiver):
 
 def test_full_retry_schedule_then_gives_up(serve, receiver):
     server, client = serve()
-    clock, webhooks = server.mock.clock, server.legacy.webhooks
+    clock, webhooks = server.mock.clock, server.mock.webhooks
     clock.freeze()
     hook = receiver(fail_first=10**6)
     submit(client, hook.url)
@@ -339,7 +339,7 @@ def test_full_retry_schedule_then_gives_up(serve, receiver):
 
 def test_connection_error_is_retried(serve, receiver):
     server, client = serve()
-    clock, webhooks = server.mock.clock, server.legacy.webhooks
+    clock, webhooks = server.mock.clock, server.mock.webhooks
     clock.freeze()
     closed = receiver()
     dead_url = closed.url
@@ -394,7 +394,7 @@ def test_a_model_error_fault_gives_an_error_webhook(serve, receiver):
 @pytest.mark.parametrize("route", ["/_mock/webhooks/reset", "/_mock/reset"])
 def test_reset_clears_the_log_switches_and_pending_retries(serve, receiver, route):
     server, client = serve()
-    webhooks = server.legacy.webhooks
+    webhooks = server.mock.webhooks
     server.mock.clock.freeze()
     webhooks.configure(bad_signature=True)
     hook = receiver(fail_first=1)

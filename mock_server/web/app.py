@@ -10,10 +10,15 @@ import contextlib
 from typing import Any, Callable
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 
+from mock_server.core.paths import CDN_PREFIX, REST_PREFIX
 from mock_server.emulator import FalMock
+from mock_server.web.control import bad_input
 from mock_server.web.journaling import JournalMiddleware
 from mock_server.web.responses import AnswerError, AnswerResponse
+from mock_server.web.routers import control, storage, webhooks
 
 
 def create_app(emulator: FalMock, *, preloaded: Callable[[], bool] | None = None) -> FastAPI:
@@ -46,13 +51,34 @@ def create_app(emulator: FalMock, *, preloaded: Callable[[], bool] | None = None
     )
     app.state.emulator = emulator
     app.state.preloaded = preloaded or (lambda: False)
-    legacy.preloaded = app.state.preloaded
 
     @app.exception_handler(AnswerError)
     async def answer_error(request: Request, exc: AnswerError) -> AnswerResponse:
         return AnswerResponse(exc.answer)
 
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        if request.scope["path"].startswith("/_mock/"):  # the control API's 400, as before its typed bodies
+            return AnswerResponse(bad_input(exc))
+        return await request_validation_exception_handler(request, exc)
+
+    app.include_router(control.router)
+    app.include_router(webhooks.router)  # before storage: its JWKS under /_mock/rest/
+    app.include_router(storage.router)
     app.mount("/", legacy)
+
+    async def reenter(request: Any, send: Any) -> None:
+        """The legacy proxy's rest.fal.ai / *.fal.media targets: the app again, at the storage
+        stand-in's path (its journal entry, marked proxied, rides along in the scope)."""
+        path = request.path
+        scope = {**request.scope, "path": path, "raw_path": path.encode(), "query_string": request.raw_query}
+        await app(scope, request.receive, send)
+
+    legacy.mount(REST_PREFIX, reenter)
+    legacy.mount(CDN_PREFIX, reenter)
+    from mock_server import dashboard  # the legacy face's last mount: every /_mock/ path left over
+
+    legacy.dashboard = dashboard.install(legacy)
     app.add_middleware(JournalMiddleware, emulator=emulator)
     app.state.legacy = legacy
     # what the server's fast lane calls (mock_server.server.fastlane)

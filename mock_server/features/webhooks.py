@@ -1,4 +1,5 @@
-"""Signed webhook delivery for ``?fal_webhook=URL`` (PROTOCOL.md §6, §3.3): see install().
+"""Signed webhook delivery for ``?fal_webhook=URL`` (PROTOCOL.md §6, §3.3), as domain logic:
+the routes (JWKS, delivery log, switches) are :mod:`mock_server.web.routers.webhooks`.
 
 When a request submitted with ``?fal_webhook=URL`` reaches COMPLETED, the mock POSTs
 fal's webhook body to that URL, signed the way fal signs it, and retries on failure.
@@ -25,9 +26,8 @@ hex-encoded in ``X-Fal-Webhook-Signature`` with ``X-Fal-Webhook-Request-Id``,
 ``X-Fal-Webhook-User-Id`` (always :data:`USER_ID`) and ``X-Fal-Webhook-Timestamp``
 (unix seconds on the mock's clock, fresh for every attempt).  The key is generated per
 server start and kept in memory; its public half is served as a JWKS at
-``/_mock/.well-known/jwks.json``.  It is also mounted at ``/_mock/rest/.well-known/jwks.json``
-(where the proxy maps ``https://rest.alpha.fal.ai/.well-known/jwks.json``), which answers
-only when no earlier mount (storage's ``/_mock/rest/``) claims the path first.
+``/_mock/.well-known/jwks.json`` and at ``/_mock/rest/.well-known/jwks.json`` (where the proxy
+maps ``https://rest.alpha.fal.ai/.well-known/jwks.json``).
 
 Retries ("it will retry 10 times in the span of 2 hours", fal docs): an attempt fails on a
 connection error, a timeout (:data:`ATTEMPT_TIMEOUT` real seconds) or any non-2xx answer
@@ -36,18 +36,16 @@ of the *mock's* clock after the failed attempt started: 15 s doubling to a 30 mi
 10 retries, the last one 7305 s (about two hours) after the first attempt.  A frozen clock
 holds retries until it is advanced.
 
-The queue advances lazily, so a background task (started with the server) sleeps on the
-mock's clock until the queue's next event and advances it: a webhook fires when its request
-completes even if nobody polls.  (In poll-count mode, ``--polls N``, requests only move on
-status calls, so the webhook fires at the Nth poll.)  Deliveries are asyncio tasks on the
-server's loop.  A ``model_error``/``runner_error`` fault decides the result, so the webhook
+The queue advances lazily, so while a request with a webhook is not yet COMPLETED the
+dispatcher holds a watch on the emulator's :class:`~mock_server.core.driver.QueueDriver`, which
+advances the queue on the mock's clock: a webhook fires when its request completes even if
+nobody polls.  (In poll-count mode, ``--polls N``, requests only move on status calls, so the
+webhook fires at the Nth poll.)  Deliveries are asyncio tasks on the server's loop.  A ``model_error``/``runner_error`` fault decides the result, so the webhook
 carries that error.  The mock's reset (``POST /_mock/reset``) also clears the delivery log and
 the switches and drops pending retries.
 
-Control (mock-only) routes: ``GET /_mock/webhooks`` (the delivery log, oldest first, last
-:data:`LOG_LIMIT` attempts), ``GET|POST /_mock/webhooks/config`` (test switches, see
-:class:`WebhookConfig`), ``POST /_mock/webhooks/reset``.  From Python: ``app.webhooks``,
-a :class:`WebhookDispatcher`.
+From Python: ``FalMock.webhooks``, a :class:`WebhookDispatcher` (the delivery log, the
+switches of :class:`WebhookConfig`, reset).
 """
 from __future__ import annotations
 
@@ -59,14 +57,15 @@ import logging
 import threading
 from collections import deque
 from dataclasses import asdict, dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import orjson
 
-from mock_server.core import fal_errors
-from mock_server._asgi import HttpRequest, Send, send_bytes
-from mock_server.core.paths import REST_PREFIX
-from mock_server.core.queue import COMPLETED, QueuedRequest
+from mock_server.core.answers import Answer
+from mock_server.core.clock import Clock, ClockWaiter
+from mock_server.core.driver import QueueDriver
+from mock_server.core.journal import Journal, JournalEntry
+from mock_server.core.queue import COMPLETED, QueuedRequest, RequestQueue
 
 if TYPE_CHECKING:
     import httpx
@@ -86,14 +85,6 @@ ATTEMPT_TIMEOUT = 10.0
 STALE_BY = 600
 #: Delivery attempts kept in the log (oldest dropped first).
 LOG_LIMIT = 1000
-#: Longest the queue advancer sleeps (real seconds).  Submits (via the journal) and hand
-#: moves of the clock wake it at once; this only bounds a missed wake-up.
-SAFETY_POLL = 1.0
-
-CONTROL_PREFIX = "/_mock/webhooks"
-WELL_KNOWN_PREFIX = "/_mock/.well-known/"
-JWKS_PATH = WELL_KNOWN_PREFIX + "jwks.json"
-_REST_WELL_KNOWN = REST_PREFIX + ".well-known/"
 
 
 # -- payload -----------------------------------------------------------------------------
@@ -173,13 +164,18 @@ class WebhookConfig:
 class WebhookDispatcher:
     """Watches the queue for completed requests with a webhook URL and delivers them.
 
-    Reachable as ``app.webhooks``.  ``deliveries`` is the attempt log, ``configure()``
+    Reachable as ``FalMock.webhooks``.  ``deliveries`` is the attempt log, ``configure()``
     sets :class:`WebhookConfig` switches, ``reset()`` forgets both and drops pending
     retries, ``wait_for_deliveries()`` blocks (bounded) until the log holds enough entries.
+    ``result(request)`` is the request's result answer as its result GET gives it.
     """
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    def __init__(self, queue: RequestQueue, clock: Clock, driver: QueueDriver, journal: Journal,
+                 result: Callable[[QueuedRequest], Awaitable[Answer]]) -> None:
+        self.queue = queue
+        self.clock = clock
+        self.driver = driver
+        self._result = result
         self._signer: WebhookSigner | None = None
         self._signer_lock = threading.Lock()
         self.user_id = USER_ID
@@ -189,15 +185,20 @@ class WebhookDispatcher:
         self._log: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
         self._logged = threading.Condition()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiter: ClockWaiter | None = None  # sleeps between retries (made on the server's loop)
         self._tasks: set[asyncio.Task] = set()
         self._early: list[QueuedRequest] = []  # completed before the server's loop was known
-        self._advancer: asyncio.Task | None = None
+        # ids of requests with a webhook, not yet COMPLETED: while there are any, a watch on
+        # the queue driver moves the queue on the clock (released when none is left)
+        self._awaiting: set[str] = set()
+        self._release: Callable[[], None] | None = None
         # Bumped by reset() and stop(): a delivery started under an older generation gives up.
         # (Cancelling alone is not enough: Python 3.11's wait_for can swallow a cancellation
         # that arrives just as the clock waiter wakes, gh-86296.)
         self._generation = 0
         self._stopped = False
-        self._kick: asyncio.Event | None = None  # wakes the advancer (made on the server's loop)
+        queue.on_change(self.on_change)
+        journal.on_record(self.on_journal)  # a submit: maybe a webhook to watch
 
     # -- Python API ------------------------------------------------------------------
     @property
@@ -224,6 +225,10 @@ class WebhookDispatcher:
             if not isinstance(value, bool):
                 raise ValueError(f"webhook switch {name} must be true or false, not {value!r}")
             setattr(self.config, name, value)
+        return self.switches()
+
+    def switches(self) -> dict[str, bool]:
+        """The :class:`WebhookConfig` switches as a dict."""
         return asdict(self.config)
 
     def reset(self) -> None:
@@ -235,12 +240,13 @@ class WebhookDispatcher:
         self._early.clear()
         loop = self._loop
         if loop is None or loop.is_closed():
+            self._awaiting.clear()
             return
         if _running_loop() is loop:
-            self._cancel_deliveries()
+            self._forget()
         elif loop.is_running():
             try:
-                asyncio.run_coroutine_threadsafe(_call_async(self._cancel_deliveries), loop).result(5.0)
+                asyncio.run_coroutine_threadsafe(_call_async(self._forget), loop).result(5.0)
             except (RuntimeError, concurrent.futures.TimeoutError):  # the loop stopped meanwhile
                 pass
 
@@ -252,51 +258,101 @@ class WebhookDispatcher:
 
     # -- wiring ------------------------------------------------------------------------
     def start(self) -> None:
-        """Start-up hook: bind to the server's loop and start advancing the queue."""
+        """Start-up on the server's loop: bind to it, deliver what completed before, and
+        watch the requests with a webhook still to come (e.g. restored from the state folder)."""
         self._stopped = False
         self._bind(asyncio.get_running_loop())
+        for request in list(self.queue):
+            self._track(request)
 
     async def stop(self) -> None:
-        """Shutdown hook: stop the advancer and every pending delivery, and wait until they have."""
+        """Shutdown: release the driver and stop every pending delivery, and wait until they have."""
         self._stopped = True
         self._generation += 1
+        self._awaiting.clear()
+        self._unwatch()
         tasks = list(self._tasks)
-        if self._advancer is not None:
-            tasks.append(self._advancer)
-            self._advancer = None
         for task in tasks:
             task.cancel()
         if tasks:  # waited for, so no task is left pending on a loop that is about to stop
             await asyncio.wait(tasks, timeout=1.0)
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._loop is loop and self._advancer is not None:
+        if self._loop is loop:
             return
         self._loop = loop
-        self._kick = asyncio.Event()
-        self._advancer = loop.create_task(self._advance_forever())
+        self._waiter = ClockWaiter(self.clock, loop)
         early, self._early = self._early, []
         for request in early:
             self._spawn(request)
 
-    def _cancel_deliveries(self) -> None:
+    def _forget(self) -> None:
+        """On the loop: drop pending deliveries and the requests being watched (a reset)."""
         for task in list(self._tasks):
             task.cancel()
+        self._awaiting.clear()
+        self._unwatch()
 
-    def on_change(self, request: QueuedRequest) -> None:
-        """Queue listener: schedule a delivery when a request with a webhook completes."""
-        if request.status != COMPLETED or not request.webhook_url:
-            return
+    def _on_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` on the server's loop: now when called there, else soon."""
         running = _running_loop()
         if self._loop is None and running is not None:
             self._bind(running)  # served without a lifespan start-up: adopt the caller's loop
         loop = self._loop
         if loop is None:
-            self._early.append(request)
-        elif running is loop:
-            self._spawn(request)
+            return
+        if running is loop:
+            fn(*args)
         else:
-            loop.call_soon_threadsafe(self._spawn, request)
+            try:
+                loop.call_soon_threadsafe(fn, *args)
+            except RuntimeError:  # loop closed
+                pass
+
+    def on_change(self, request: QueuedRequest) -> None:
+        """Queue listener: schedule a delivery when a request with a webhook completes."""
+        if not request.webhook_url:
+            return
+        if request.status != COMPLETED:
+            self._on_loop(self._track, request)
+        elif self._loop is None and _running_loop() is None:
+            self._early.append(request)
+        else:
+            self._on_loop(self._completed, request)
+
+    def on_journal(self, entry: JournalEntry) -> None:
+        """Journal listener: a submit with ``?fal_webhook=`` brings a request to watch.
+
+        Only those look the request up: a look-up per submit would cost the hot path."""
+        if entry.kind == "submit" and "fal_webhook=" in entry.query and entry.request_id:
+            request = self.queue.get(entry.request_id)
+            if request is not None:
+                self._on_loop(self._track, request)
+
+    def _track(self, request: QueuedRequest) -> None:
+        """Watch the queue driver until ``request`` (with a webhook) completes."""
+        if self._stopped or not request.webhook_url or request.status == COMPLETED:
+            return
+        rid = request.request_id
+        if rid in self._awaiting:
+            return
+        # requests the queue forgot meanwhile (max_requests) will never complete
+        self._awaiting = {r for r in self._awaiting if self.queue.get(r) is not None}
+        self._awaiting.add(rid)
+        if self._release is None:
+            self._release = self.driver.watch()
+        self.driver.kick()  # its next event may be this request's
+
+    def _completed(self, request: QueuedRequest) -> None:
+        self._awaiting.discard(request.request_id)
+        if not self._awaiting:
+            self._unwatch()
+        self._spawn(request)
+
+    def _unwatch(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
     def _spawn(self, request: QueuedRequest) -> None:
         if self._stopped or self._loop is None:
@@ -305,52 +361,6 @@ class WebhookDispatcher:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def kick(self) -> None:
-        """Wake the queue advancer (from any thread): a request was submitted or the clock moved."""
-        loop, event = self._loop, self._kick
-        if loop is None or event is None or loop.is_closed():
-            return
-        if _running_loop() is loop:
-            event.set()
-        else:
-            try:
-                loop.call_soon_threadsafe(event.set)
-            except RuntimeError:  # loop closed meanwhile
-                pass
-
-    def on_journal(self, entry: Any) -> None:
-        """Journal listener: a submit with ``?fal_webhook=`` brings a request to watch.
-
-        Only those wake the advancer: a wake-up per submit would cost every submit a task
-        switch on the hot path."""
-        if entry.kind == "submit" and "fal_webhook=" in entry.query:
-            self.kick()
-
-    async def _advance_forever(self) -> None:
-        """Move the queue along on the mock's clock, so completions happen without polls.
-
-        Sleeps until the queue's next event (its own timer, not the app's ClockWaiter, so it
-        neither wakes at every status change nor keeps that waiter busy), a submit, or a hand
-        move of the clock; :data:`SAFETY_POLL` bounds the sleep.
-        """
-        queue, clock, kick = self.app.mock.queue, self.app.mock.clock, self._kick
-        assert kick is not None
-        while not self._stopped:
-            kick.clear()  # before advancing: a kick from now on is not lost
-            try:
-                queue.advance()
-            except Exception:  # never let the advancer die
-                log.exception("advancing the queue failed")
-            due = queue.next_event_time()
-            timeout = SAFETY_POLL
-            if due is not None and not clock.frozen:
-                # a hair past the event: loop timers may fire a little early
-                timeout = min(max(due - clock.now(), 0.0) + 0.001, SAFETY_POLL)
-            try:
-                await asyncio.wait_for(kick.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
-
     # -- delivery ----------------------------------------------------------------------
     async def _deliver(self, request: QueuedRequest) -> None:
         url = request.webhook_url
@@ -358,9 +368,7 @@ class WebhookDispatcher:
         rid = request.request_id
         generation = self._generation
         try:
-            settings = self.app.settings
-            scheme, host = request.origin or (settings.scheme, f"{settings.host}:{settings.port}")
-            answer = await self.app.mock.result(request, self.app.env_for(scheme, host))
+            answer = await self._result(request)
             body = webhook_body(rid, answer.status, answer.body)
             import httpx
 
@@ -368,14 +376,14 @@ class WebhookDispatcher:
                 attempt = 0
                 while generation == self._generation:  # else reset or stopped meanwhile
                     attempt += 1
-                    at = self.app.mock.clock.now()
+                    at = self.clock.now()
                     headers = self._headers(rid, at, body)
                     status, error = await self._post(client, url, headers, body)
                     record = self._record(rid, url, attempt, at, headers, status, error)
                     if status is not None and 200 <= status < 300:
                         self._append(record, "delivered")
                         if self.config.duplicate:
-                            again_at = self.app.mock.clock.now()
+                            again_at = self.clock.now()
                             status, error = await self._post(client, url, headers, body)
                             again = self._record(rid, url, attempt, again_at, headers, status, error)
                             again["duplicate"] = True
@@ -392,7 +400,7 @@ class WebhookDispatcher:
             raise
         except Exception as exc:  # a bug here must not kill the loop or go unseen
             log.exception("webhook delivery for %s failed", rid)
-            self._append(self._record(rid, url, 0, self.app.mock.clock.now(), {}, None, f"{type(exc).__name__}: {exc}"), "failed")
+            self._append(self._record(rid, url, 0, self.clock.now(), {}, None, f"{type(exc).__name__}: {exc}"), "failed")
 
     def _headers(self, request_id: str, at: float, body: bytes) -> dict[str, str]:
         config = self.config
@@ -422,7 +430,8 @@ class WebhookDispatcher:
         return response.status_code, None
 
     async def _sleep_until(self, due: float, generation: int) -> None:
-        clock, waiter = self.app.mock.clock, self.app.waiter
+        clock, waiter = self.clock, self._waiter
+        assert waiter is not None
         while clock.now() < due and generation == self._generation:
             await waiter.sleep_until(due, max_wait=60.0)
 
@@ -449,48 +458,6 @@ class WebhookDispatcher:
             self._log.append(record)
             self._logged.notify_all()
 
-    # -- routes --------------------------------------------------------------------------
-    async def handle_control(self, request: HttpRequest, send: Send) -> None:
-        """``/_mock/webhooks``, ``/_mock/webhooks/config``, ``/_mock/webhooks/reset``."""
-        path, method = request.path.rstrip("/"), request.method
-        if path == CONTROL_PREFIX:
-            if method != "GET":
-                await self.app.send_answer(send, fal_errors.method_not_allowed())
-                return
-            await send_bytes(send, 200, orjson.dumps(self.deliveries))
-        elif path == CONTROL_PREFIX + "/config":
-            if method == "POST":
-                try:
-                    changes = orjson.loads(await request.body(64 * 1024) or b"{}")
-                    if not isinstance(changes, dict):
-                        raise ValueError("the body must be a JSON object of switches")
-                    self.configure(**changes)
-                except (orjson.JSONDecodeError, ValueError) as exc:
-                    await self.app.send_answer(send, fal_errors.bad_request(str(exc)))
-                    return
-            elif method != "GET":
-                await self.app.send_answer(send, fal_errors.method_not_allowed())
-                return
-            await send_bytes(send, 200, orjson.dumps(asdict(self.config)))
-        elif path == CONTROL_PREFIX + "/reset":
-            if method != "POST":
-                await self.app.send_answer(send, fal_errors.method_not_allowed())
-                return
-            self.reset()
-            await send_bytes(send, 200, orjson.dumps({"status": "ok"}))
-        else:
-            await self.app.send_answer(send, fal_errors.path_not_found(request.path))
-
-    async def handle_well_known(self, request: HttpRequest, send: Send) -> None:
-        """The JWKS with the public key that verifies every webhook signature."""
-        if not request.path.endswith("/.well-known/jwks.json"):
-            await self.app.send_answer(send, fal_errors.path_not_found(request.path))
-        elif request.method not in ("GET", "HEAD"):
-            await self.app.send_answer(send, fal_errors.method_not_allowed())
-        else:
-            # The key changes at every server start: ask verifiers not to keep it.
-            await send_bytes(send, 200, orjson.dumps(self.signer.jwks()), [(b"cache-control", b"no-cache")])
-
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
@@ -501,18 +468,3 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 async def _call_async(fn: Any) -> None:
     fn()
-
-
-def install(app: Any) -> None:
-    """Hook webhook delivery into a FalMockApp's queue and mount its routes (``app.webhooks``)."""
-    dispatcher = WebhookDispatcher(app)
-    app.webhooks = dispatcher
-    app.mock.queue.on_change(dispatcher.on_change)
-    app.mock.clock.on_change(dispatcher.kick)  # a frozen clock moved by hand
-    app.mock.journal.on_record(dispatcher.on_journal)  # a submit: maybe a webhook to watch
-    app.mock.on_reset(dispatcher.reset)  # POST /_mock/reset forgets deliveries and switches too
-    app.on_startup(dispatcher.start)
-    app.on_shutdown(dispatcher.stop)
-    app.mount(CONTROL_PREFIX, dispatcher.handle_control)
-    app.mount(WELL_KNOWN_PREFIX, dispatcher.handle_well_known)
-    app.mount(_REST_WELL_KNOWN, dispatcher.handle_well_known)

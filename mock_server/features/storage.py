@@ -1,4 +1,5 @@
-"""Offline storage uploads (``fal_client.upload*``, ``fal.storage.upload``): see install().
+"""Offline storage uploads (``fal_client.upload*``, ``fal.storage.upload``): the upload
+sessions behind the stand-ins for fal's storage hosts (routes: :mod:`mock_server.web.routers.storage`).
 
 Every upload flow of fal-client 1.0.3 and @fal-ai/client 1.10.1 (PROTOCOL.md §3.8) is
 served here, with no network: the bytes land in the mock's FileStore and the URL handed
@@ -38,12 +39,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-import orjson
-
 from mock_server.core import fal_errors
-from mock_server._asgi import HttpRequest, Send, send_bytes
 from mock_server.core.answers import Answer
-from mock_server.core.paths import CDN_PREFIX, FILES_PREFIX, PROXY_PATH, REST_PREFIX
+from mock_server.core.clock import Clock
+from mock_server.core.files import FileStore
+from mock_server.settings import Settings
 
 __all__ = [
     "CDN_TOKEN_TTL_SECONDS",
@@ -52,8 +52,9 @@ __all__ = [
     "MULTIPART_MAX_BYTES",
     "SINGLE_UPLOAD_MAX_BYTES",
     "UPLOAD_TTL_SECONDS",
-    "StorageService",
-    "install",
+    "STORAGE_TYPES",
+    "UploadSessions",
+    "clean_content_type",
     "stored_name",
 ]
 
@@ -79,17 +80,12 @@ JSON_BODY_MAX_BYTES = 1024 * 1024
 #: S3's part-number range.
 MAX_PART_NUMBER = 10_000
 
-_STORAGE_TYPES = frozenset(("fal-cdn-v3", "fal-cdn", "gcs"))
+#: The ``?storage_type=`` values the REST routes accept.
+STORAGE_TYPES = frozenset(("fal-cdn-v3", "fal-cdn", "gcs"))
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _CONTENT_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;[ -~]*)?$")
 _NAME_MAX = 120
 _OCTET = "application/octet-stream"
-_CORS = [(b"access-control-allow-origin", b"*"), (b"access-control-expose-headers", b"ETag")]
-_PREFLIGHT = _CORS + [
-    (b"access-control-allow-methods", b"GET, HEAD, POST, PUT, OPTIONS"),
-    (b"access-control-allow-headers", b"*"),
-    (b"access-control-max-age", b"86400"),
-]
 
 
 # -- names and types ---------------------------------------------------------------------
@@ -162,53 +158,51 @@ class _Multipart:
     size: int = 0
 
 
-class StorageService:
-    """The upload routes' state: issued tokens, signed PUT URLs and unfinished multipart uploads.
+#: What a session call gives: the JSON payload of its 200, or fal's error answer.
+Outcome = dict[str, Any] | Answer
 
-    All state is touched only on the server's event loop (no locks needed); every
-    collection is bounded by count and expires by the mock's clock.
+
+class UploadSessions:
+    """The upload routes' state: issued CDN tokens, signed PUT URLs and unfinished multipart
+    uploads; finished uploads land in the :class:`FileStore`.
+
+    Reachable as ``FalMock.uploads``.  All state is touched only on the server's event loop
+    (no locks needed); every collection is bounded by count and expires by the mock's clock.
+    ``files_base`` arguments are ``{scheme}://{host}/_mock/files/`` as the caller reached the mock.
     """
 
-    def __init__(self, app) -> None:
-        self.app = app
+    def __init__(self, clock: Clock, files: FileStore, settings: Callable[[], Settings]) -> None:
+        self.clock = clock
+        self.files = files
+        self._settings = settings
         self.tokens: OrderedDict[str, float] = OrderedDict()  # token -> expires_at
         self.signed: OrderedDict[str, _Signed] = OrderedDict()  # file name -> pending PUT
         self.multipart: OrderedDict[str, _Multipart] = OrderedDict()  # uploadId -> upload
         self.completed: OrderedDict[str, str] = OrderedDict()  # uploadId -> file name
         self.pending_bytes = 0
 
-    # -- helpers ------------------------------------------------------------------------
+    # -- limits and checks --------------------------------------------------------------
     @property
     def now(self) -> float:
-        return self.app.mock.clock.now()
+        return self.clock.now()
 
     @property
     def single_cap(self) -> int:
-        return max(self.app.settings.max_body_bytes, SINGLE_UPLOAD_MAX_BYTES)
+        """The largest single-request upload (a CDN upload, a signed PUT)."""
+        return max(self._settings().max_body_bytes, SINGLE_UPLOAD_MAX_BYTES)
 
-    def files_base(self, request: HttpRequest) -> str:
-        return f"{request.scheme}://{request.host}{FILES_PREFIX}"
+    @property
+    def part_cap(self) -> int:
+        """The largest multipart part."""
+        return min(self.single_cap, MULTIPART_MAX_BYTES)
 
-    async def _json(self, send: Send, status: int, obj: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-        await send_bytes(send, status, orjson.dumps(obj), _CORS + (headers or []))
-
-    async def _answer(self, send: Send, answer: Answer) -> None:
-        await self.app.send_answer(send, Answer(answer.status, answer.body, answer.headers + (("access-control-allow-origin", "*"),)))
-
-    def _key_auth(self, request: HttpRequest) -> Answer | None:
-        """fal's key rules (the app's own), as for any rest.fal.ai call."""
-        check = self.app.authorized
-        proxied = str(request.scope.get("path", "")).startswith(PROXY_PATH)
-        return check(request, proxied)
-
-    def _token_auth(self, request: HttpRequest) -> Answer | None:
+    def token_denial(self, authorization: str | None) -> Answer | None:
         """A CDN call must carry ``Authorization: Bearer <token>`` of a live token issued here."""
-        if not self.app.settings.auth:
+        if not self._settings().auth:
             return None
-        value = request.header("authorization")
-        if not value:
+        if not authorization:
             return fal_errors.unauthorized("Missing authorization header")
-        scheme, _, token = value.partition(" ")
+        scheme, _, token = authorization.partition(" ")
         expires_at = self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
         if expires_at is None:
             return fal_errors.unauthorized("Invalid token")
@@ -217,23 +211,12 @@ class StorageService:
             return fal_errors.unauthorized("Token expired")
         return None
 
-    def _storage_type(self, request: HttpRequest) -> Answer | None:
-        kind = request.query.get("storage_type") if request.raw_query else None
-        if kind is None or kind in _STORAGE_TYPES:
+    @staticmethod
+    def storage_type_denial(kind: str | None) -> Answer | None:
+        """``?storage_type=`` must be one fal knows (absent is fine)."""
+        if kind is None or kind in STORAGE_TYPES:
             return None
         return fal_errors.bad_request(f"Unsupported storage_type {kind!r}")
-
-    async def _json_body(self, request: HttpRequest) -> dict | Answer:
-        raw = await request.body(JSON_BODY_MAX_BYTES)
-        if not raw.strip():
-            return {}
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return fal_errors.bad_request("Request body is not valid JSON")
-        if not isinstance(body, dict):
-            return fal_errors.bad_request("Request body must be a JSON object")
-        return body
 
     def _expire(self) -> None:
         now = self.now
@@ -257,60 +240,22 @@ class StorageService:
         self.pending_bytes = 0
 
     def _store(self, name: str, data: bytes, content_type: str) -> None:
-        self.app.mock.files.add_upload(name, data, content_type)
+        self.files.add_upload(name, data, content_type)
 
     # -- rest.fal.ai -----------------------------------------------------------------------
-    async def rest(self, request: HttpRequest, send: Send) -> None:
-        route = request.path[len(REST_PREFIX):].strip("/")
-        handlers = {
-            "storage/auth/token": self._issue_token,
-            "storage/upload/initiate": self._initiate,
-            "storage/upload/initiate-multipart": self._initiate_multipart,
-        }
-        handler = handlers.get(route)
-        if await self._admit_post(request, send, handler is not None, self._rest_check):
-            await handler(request, send)
-
-    def _rest_check(self, request: HttpRequest) -> Answer | None:
-        return self._key_auth(request) or self._storage_type(request)
-
-    async def _admit_post(self, request: HttpRequest, send: Send, known: bool,
-                          check: Callable[[HttpRequest], Answer | None]) -> bool:
-        """The gate of the POST-only storage routes: unknown path 404, CORS preflight 204,
-        another method 405, then ``check`` (auth); True when the handler should run."""
-        if not known:
-            await self._answer(send, fal_errors.path_not_found(request.path))
-        elif request.method == "OPTIONS":
-            await send_bytes(send, 204, b"", _PREFLIGHT)
-        elif request.method != "POST":
-            await self._answer(send, fal_errors.method_not_allowed())
-        else:
-            denied = check(request)
-            if denied is None:
-                return True
-            await self._answer(send, denied)
-        return False
-
-    async def _issue_token(self, request: HttpRequest, send: Send) -> None:
-        await request.body(JSON_BODY_MAX_BYTES)  # `{}`; read so the connection stays clean
+    def issue_token(self, cdn_base: str) -> Outcome:
+        """A CDN token ``{token, token_type, base_url, expires_at}``; ``cdn_base`` is the CDN
+        stand-in's URL as the caller reached the mock."""
         self._expire()
         token = secrets.token_urlsafe(32)
         expires_at = float(int(self.now + CDN_TOKEN_TTL_SECONDS))
         self.tokens[token] = expires_at
         while len(self.tokens) > MAX_TOKENS:
             self.tokens.popitem(last=False)
-        await self._json(send, 200, {
-            "token": token,
-            "token_type": "Bearer",
-            "base_url": f"{request.scheme}://{request.host}{CDN_PREFIX.rstrip('/')}",
-            "expires_at": _iso(expires_at),
-        })
+        return {"token": token, "token_type": "Bearer", "base_url": cdn_base, "expires_at": _iso(expires_at)}
 
-    async def _initiate(self, request: HttpRequest, send: Send) -> None:
-        body = await self._json_body(request)
-        if isinstance(body, Answer):
-            await self._answer(send, body)
-            return
+    def initiate(self, body: dict[str, Any], files_base: str) -> Outcome:
+        """A signed single upload: ``{upload_url, file_url}``; the PUT to ``upload_url`` stores it."""
         content_type = clean_content_type(body.get("content_type"))
         name = stored_name(body.get("file_name"), content_type)
         self._expire()
@@ -318,89 +263,55 @@ class StorageService:
         self.signed[name] = _Signed(secret, content_type, self.now + UPLOAD_TTL_SECONDS)
         while len(self.signed) > MAX_PENDING_SIGNED:
             self.signed.popitem(last=False)
-        file_url = self.files_base(request) + name
-        await self._json(send, 200, {"upload_url": f"{file_url}?signature={secret}", "file_url": file_url})
+        file_url = files_base + name
+        return {"upload_url": f"{file_url}?signature={secret}", "file_url": file_url}
 
-    async def _initiate_multipart(self, request: HttpRequest, send: Send) -> None:
-        body = await self._json_body(request)
-        if isinstance(body, Answer):
-            await self._answer(send, body)
-            return
+    def initiate_multipart(self, body: dict[str, Any], files_base: str) -> Outcome:
         content_type = clean_content_type(body.get("content_type"))
-        file_url, upload_id = self._new_multipart(request, body.get("file_name"), content_type)
-        await self._json(send, 200, {"upload_url": f"{file_url}/multipart/{upload_id}", "file_url": file_url})
+        file_url, upload_id = self._new_multipart(files_base, body.get("file_name"), content_type)
+        return {"upload_url": f"{file_url}/multipart/{upload_id}", "file_url": file_url}
 
-    def _new_multipart(self, request: HttpRequest, original: Any, content_type: str) -> tuple[str, str]:
+    def _new_multipart(self, files_base: str, original: Any, content_type: str) -> tuple[str, str]:
         self._expire()
         name = stored_name(original, content_type)
         upload_id = secrets.token_hex(16)
         self.multipart[upload_id] = _Multipart(name, content_type, self.now)
         while len(self.multipart) > MAX_PENDING_MULTIPART:
             self._drop_multipart(next(iter(self.multipart)))
-        return self.files_base(request) + name, upload_id
+        return files_base + name, upload_id
 
     # -- v3.fal.media ----------------------------------------------------------------------
-    async def cdn(self, request: HttpRequest, send: Send) -> None:
-        route = request.path[len(CDN_PREFIX):].strip("/")
-        known = route in ("files/upload", "files/upload/multipart")
-        if not await self._admit_post(request, send, known, self._token_auth):
-            return
-        content_type = clean_content_type(request.header("content-type"))
-        original = request.header("x-fal-file-name")
-        if route == "files/upload":
-            data = await request.body(self.single_cap)
-            name = stored_name(original, content_type)
-            self._store(name, data, content_type)
-            await self._json(send, 200, {"access_url": self.files_base(request) + name})
-        else:
-            await request.body(JSON_BODY_MAX_BYTES)
-            file_url, upload_id = self._new_multipart(request, original or "upload.bin", content_type)
-            await self._json(send, 200, {"access_url": file_url, "uploadId": upload_id})
+    def cdn_upload(self, data: bytes, content_type: str | None, original: str | None, files_base: str) -> Outcome:
+        """``POST files/upload``: the bytes, stored at once -> ``{access_url}``."""
+        content_type = clean_content_type(content_type)
+        name = stored_name(original, content_type)
+        self._store(name, data, content_type)
+        return {"access_url": files_base + name}
+
+    def cdn_multipart(self, content_type: str | None, original: str | None, files_base: str) -> Outcome:
+        """``POST files/upload/multipart`` -> ``{access_url, uploadId}``."""
+        file_url, upload_id = self._new_multipart(files_base, original or "upload.bin", clean_content_type(content_type))
+        return {"access_url": file_url, "uploadId": upload_id}
 
     # -- PUT/POST on /_mock/files/ -------------------------------------------------------------
-    async def files(self, request: HttpRequest, send: Send) -> None:
-        segments = request.path[len(FILES_PREFIX):].split("/")
-        method = request.method
-        if method == "OPTIONS":
-            await send_bytes(send, 204, b"", _PREFLIGHT)
-            return
-        name = segments[0]
-        if len(segments) == 1 and name:
-            if method != "PUT":
-                await self._answer(send, fal_errors.method_not_allowed())
-            else:
-                await self._signed_put(request, send, name)
-            return
-        if len(segments) == 4 and segments[1] == "multipart":
-            upload_id, action = segments[2], segments[3]
-            if action == "complete":
-                if method != "POST":
-                    await self._answer(send, fal_errors.method_not_allowed())
-                else:
-                    await self._complete(request, send, name, upload_id)
-                return
-            if action.isdigit():
-                if method != "PUT":
-                    await self._answer(send, fal_errors.method_not_allowed())
-                else:
-                    await self._put_part(request, send, name, upload_id, int(action))
-                return
-        await self._answer(send, fal_errors.path_not_found(request.path))
-
-    async def _signed_put(self, request: HttpRequest, send: Send, name: str) -> None:
+    def signed_put_denial(self, name: str, signature: str) -> Answer | None:
+        """Whether a signed PUT may store ``name`` (checked before its body is read)."""
         self._expire()
         pending = self.signed.get(name)
-        given = request.query.get("signature", "") if request.raw_query else ""
-        if pending is None or not secrets.compare_digest(given, pending.secret):
+        if pending is None or not secrets.compare_digest(signature, pending.secret):
             # like a bad or expired signed GCS URL
-            await self._answer(send, fal_errors.detail(403, "Invalid or expired upload URL"))
-            return
-        data = await request.body(self.single_cap)
-        content_type = request.header("content-type")
+            return fal_errors.detail(403, "Invalid or expired upload URL")
+        return None
+
+    def signed_put(self, name: str, data: bytes, content_type: str | None) -> Outcome:
+        """Store a signed PUT's bytes (after :meth:`signed_put_denial`).  The URL stays usable
+        until it expires (a retried PUT overwrites the same file)."""
+        pending = self.signed.get(name)
+        if pending is None:  # expired or reset while the body came in
+            return fal_errors.detail(403, "Invalid or expired upload URL")
         content_type = clean_content_type(content_type) if content_type else pending.content_type
         self._store(name, data, content_type)
-        # The URL stays usable until it expires (a retried PUT overwrites the same file).
-        await self._json(send, 200, {})
+        return {}
 
     def _find_multipart(self, name: str, upload_id: str) -> _Multipart | None:
         upload = self.multipart.get(upload_id)
@@ -408,26 +319,26 @@ class StorageService:
             return None
         return upload
 
-    async def _put_part(self, request: HttpRequest, send: Send, name: str, upload_id: str, number: int) -> None:
+    def part_denial(self, name: str, upload_id: str, number: int) -> Answer | None:
+        """Whether part ``number`` of an upload may be sent (checked before its body is read)."""
         self._expire()
         if self._find_multipart(name, upload_id) is None:
-            await self._answer(send, fal_errors.detail(404, "Upload not found"))
-            return
+            return fal_errors.detail(404, "Upload not found")
         if not 1 <= number <= MAX_PART_NUMBER:
-            await self._answer(send, fal_errors.bad_request(f"Part number must be between 1 and {MAX_PART_NUMBER}"))
-            return
-        data = await request.body(min(self.single_cap, MULTIPART_MAX_BYTES))
+            return fal_errors.bad_request(f"Part number must be between 1 and {MAX_PART_NUMBER}")
+        return None
+
+    async def put_part(self, name: str, upload_id: str, number: int, data: bytes) -> Outcome:
+        """Keep part ``number`` -> ``{partNumber, etag}`` (S3's quoted MD5 etag)."""
         etag = '"' + (await asyncio.to_thread(lambda: hashlib.md5(data).hexdigest())) + '"'
         upload = self._find_multipart(name, upload_id)  # again: it may have expired meanwhile
         if upload is None:
-            await self._answer(send, fal_errors.detail(404, "Upload not found"))
-            return
+            return fal_errors.detail(404, "Upload not found")
         old = upload.parts.get(number)
         delta = len(data) - (len(old[0]) if old else 0)
         if upload.size + delta > MULTIPART_MAX_BYTES:
             self._drop_multipart(upload_id)
-            await self._answer(send, fal_errors.body_too_large(MULTIPART_MAX_BYTES))
-            return
+            return fal_errors.body_too_large(MULTIPART_MAX_BYTES)
         # Bound all unfinished uploads together: drop the least recently used others first.
         for other in [u for u in self.multipart if u != upload_id]:
             if self.pending_bytes + delta <= MULTIPART_MAX_BYTES:
@@ -438,40 +349,31 @@ class StorageService:
         self.pending_bytes += delta
         upload.touched = self.now
         self.multipart.move_to_end(upload_id)
-        await self._json(send, 200, {"partNumber": number, "etag": etag}, [(b"etag", etag.encode())])
+        return {"partNumber": number, "etag": etag}
 
-    async def _complete(self, request: HttpRequest, send: Send, name: str, upload_id: str) -> None:
-        body = await self._json_body(request)
-        if isinstance(body, Answer):
-            await self._answer(send, body)
-            return
-        file_url = self.files_base(request) + name
+    async def complete(self, name: str, upload_id: str, body: dict[str, Any], files_base: str) -> Outcome:
+        """Join the listed parts into the file -> ``{access_url}`` (again for a retried complete)."""
+        file_url = files_base + name
         if self.completed.get(upload_id) == name:
-            await self._json(send, 200, {"access_url": file_url})
-            return
+            return {"access_url": file_url}
         self._expire()
         upload = self._find_multipart(name, upload_id)
         if upload is None:
-            await self._answer(send, fal_errors.detail(404, "Upload not found"))
-            return
+            return fal_errors.detail(404, "Upload not found")
         listed = body.get("parts")
         if not isinstance(listed, list) or not listed:
-            await self._answer(send, fal_errors.bad_request("parts must be a non-empty list"))
-            return
+            return fal_errors.bad_request("parts must be a non-empty list")
         chosen: dict[int, bytes] = {}
         for part in listed:
             number = part.get("partNumber") if isinstance(part, dict) else None
             if not isinstance(number, int) or isinstance(number, bool) or number in chosen:
-                await self._answer(send, fal_errors.bad_request("Each part needs a distinct integer partNumber"))
-                return
+                return fal_errors.bad_request("Each part needs a distinct integer partNumber")
             stored = upload.parts.get(number)
             if stored is None:
-                await self._answer(send, fal_errors.bad_request(f"Part {number} was not uploaded"))
-                return
+                return fal_errors.bad_request(f"Part {number} was not uploaded")
             etag = part.get("etag")
             if etag is not None and _strip_etag(etag) != _strip_etag(stored[1]):
-                await self._answer(send, fal_errors.bad_request(f"Part {number} has a different etag"))
-                return
+                return fal_errors.bad_request(f"Part {number} has a different etag")
             chosen[number] = stored[0]
         self._drop_multipart(upload_id)
         data = await asyncio.to_thread(lambda: b"".join(chosen[n] for n in sorted(chosen)))
@@ -479,19 +381,4 @@ class StorageService:
         self.completed[upload_id] = name
         while len(self.completed) > MAX_COMPLETED:
             self.completed.popitem(last=False)
-        await self._json(send, 200, {"access_url": file_url})
-
-
-def install(app) -> StorageService:
-    """Mount the storage routes on a FalMockApp (REST_PREFIX, CDN_PREFIX, and PUT/POST under FILES_PREFIX).
-
-    The app keeps the service it returns as ``app.uploads`` (tests and the control API may look at it).
-    """
-    service = StorageService(app)
-    app.mount(REST_PREFIX, service.rest)
-    app.mount(CDN_PREFIX, service.cdn)
-    app.mount(FILES_PREFIX, service.files)  # GET/HEAD of a file stay app.py's
-    on_reset = getattr(app.mock, "on_reset", None)
-    if on_reset is not None:
-        on_reset(service.forget_uploads)
-    return service
+        return {"access_url": file_url}

@@ -1,0 +1,234 @@
+"""The control API under ``/_mock/``: what tests and people use to look and steer.
+
+- ``GET  /_mock/health``            200 once the server accepts requests (open even with an admin token)
+- ``GET  /_mock/requests``          the request journal (filters: kind, method, path, request_id,
+                                    status, since; ``body=0`` leaves bodies out); ``dropped`` counts
+                                    entries past the cap
+- ``GET  /_mock/queue[/{id}]``      queued requests and their state
+- ``POST /_mock/reset``             forget requests, files, journal, faults; clock back to real time
+- ``GET|POST /_mock/clock``         ``{"freeze": true}``, ``{"unfreeze": true}``, ``{"advance": 5}``
+- ``GET|POST|DELETE /_mock/faults`` list, add (a rule as JSON), clear; ``DELETE /_mock/faults/{id}``
+- ``GET|POST /_mock/config``        profile, speed, workers, validation, polls, auth, keys, allow_fetch
+- ``GET  /_mock/openapi.json``      fal's per-endpoint OpenAPI document (``?endpoint_id=``)
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict
+
+from mock_server.core import fal_errors
+from mock_server.core.faults import FaultError
+from mock_server.emulator import FalMock
+from mock_server.settings import Settings
+from mock_server.web.control import control_router, ok, only
+from mock_server.web.deps import get_emulator
+from mock_server.web.responses import AnswerResponse, RawResponse
+
+_STRICT = ConfigDict(strict=True, extra="forbid")
+
+
+class ClockChange(BaseModel):
+    """``POST /_mock/clock``: unfreeze, then freeze (at ``at``, default now), then advance."""
+
+    model_config = _STRICT
+    freeze: bool = False
+    unfreeze: bool = False
+    at: float | None = None
+    advance: float | None = None
+
+
+class FaultSpec(BaseModel):
+    """What happens to a call a rule picks (:class:`mock_server.core.faults.Fault`)."""
+
+    model_config = _STRICT
+    kind: str = "http_error"
+    status: int | None = None
+    error_type: str | None = None
+    message: str | None = None
+    retry_after: float | None = None
+    request_id_header: bool = True
+    nginx: bool = False
+    delay: float = 0.0
+
+
+class FaultRuleSpec(FaultSpec):
+    """``POST /_mock/faults``: which calls (rule keys) get what (a ``fault`` object, or its
+    keys inline); :meth:`mock_server.core.faults.FaultPlan.add_json` checks the values."""
+
+    on: str = "any"
+    times: int | None = 1
+    after: int = 0
+    probability: float = 1.0
+    seed: int | None = None
+    prompt: str | None = None
+    fault: FaultSpec | None = None
+
+
+class ConfigChange(BaseModel):
+    """``POST /_mock/config``: what to change from now on (as the CLI flags of the same names);
+    ``polls: null`` goes back to the clock, no ``polls`` leaves poll-count mode as it is."""
+
+    model_config = _STRICT
+    profile: str | None = None
+    speed: float | None = None
+    workers: int | None = None
+    validation: str | None = None
+    polls: int | None = None
+    auth: bool | None = None
+    keys: list[str] | None = None
+    allow_fetch: bool | None = None
+
+
+def settings_view(settings: Settings) -> dict[str, Any]:
+    return {
+        "profile": settings.profile, "speed": settings.speed, "workers": settings.workers,
+        "validation": settings.validation, "polls": settings.polls, "auth": settings.auth,
+        "keys": list(settings.keys), "allow_fetch": settings.allow_fetch,
+        "max_requests": settings.max_requests, "journal_size": settings.journal_size,
+    }
+
+
+def _bad(exc: Exception) -> AnswerResponse:
+    return AnswerResponse(fal_errors.bad_request(str(exc)))
+
+
+router = APIRouter()
+_open = control_router(admin=False, tags=["control"])
+_guarded = control_router(prefix="/_mock", tags=["control"])
+
+
+@_open.get("/_mock/health")
+async def health(request: Request, mock: FalMock = Depends(get_emulator)) -> RawResponse:
+    """200 once the server accepts requests; ``preloaded`` once everything is in memory."""
+    return ok({"status": "ok", "requests": len(mock.queue), "preloaded": request.app.state.preloaded()})
+
+
+only(_open, "/_mock/health", ("GET",))
+
+
+@_guarded.get("/requests")
+async def requests(kind: str | None = None, method: str | None = None, path: str | None = None,
+                   request_id: str | None = None, status: int | None = None, since: int | None = None,
+                   body: str = "1", mock: FalMock = Depends(get_emulator)) -> RawResponse:
+    """The request journal, oldest first; ``kind`` is comma-separated, ``body=0`` leaves bodies out."""
+    entries = mock.journal.entries(kind=kind.split(",") if kind is not None else None, method=method,
+                                   path=path, request_id=request_id, status=status, since=since)
+    with_body = body not in ("0", "false")
+    items = []
+    for entry in entries:
+        item = entry.as_dict(with_body)
+        if entry.request_id:
+            queued = mock.queue.get(entry.request_id)
+            item["request_state"] = queued.status if queued is not None else None
+        items.append(item)
+    return ok({"requests": items, "count": len(items), "dropped": mock.journal.dropped})
+
+
+@_guarded.get("/queue")
+async def queue(mock: FalMock = Depends(get_emulator)) -> RawResponse:
+    """Every request the queue holds, and how many it forgot (``max_requests``)."""
+    mock.queue.advance()
+    return ok({"requests": [mock.summary(r) for r in mock.queue], "forgotten": mock.queue.forgotten})
+
+
+@_guarded.get("/queue/{request_id}")
+async def queued_request(request_id: str, mock: FalMock = Depends(get_emulator)) -> RawResponse:
+    found = mock.queue.get(request_id)
+    if found is None:
+        return AnswerResponse(fal_errors.detail(404, "Request not found"))
+    return ok(mock.summary(found))
+
+
+@_guarded.post("/reset")
+async def reset(mock: FalMock = Depends(get_emulator)) -> RawResponse:
+    """Forget requests, files, journal, faults (and every feature's state); clock to real time."""
+    mock.reset()
+    return ok({"status": "ok"})
+
+
+@_guarded.get("/clock")
+async def clock(mock: FalMock = Depends(get_emulator)) -> RawResponse:
+    return ok(mock.clock.state())
+
+
+@_guarded.post("/clock")
+async def change_clock(change: ClockChange | None = None, mock: FalMock = Depends(get_emulator)) -> RawResponse:
+    change = change or ClockChange()
+    clock = mock.clock
+    if change.unfreeze:
+        clock.unfreeze()
+    if change.freeze:
+        clock.freeze(change.at)
+    if change.advance is not None:
+        try:
+            clock.advance(change.advance)
+        except ValueError as exc:
+            return _bad(exc)
+    mock.queue.advance()
+    return ok(clock.state())
+
+
+@_guarded.get("/faults")
+async def faults(mock: FalMock = Depends(get_emulator)) -> RawResponse:
+    return ok({"rules": [rule.as_dict() for rule in mock.faults.rules]})
+
+
+@_guarded.post("/faults", status_code=201)
+async def add_fault(rule: FaultRuleSpec | None = None, mock: FalMock = Depends(get_emulator)) -> RawResponse:
+    spec = rule.model_dump(exclude_unset=True) if rule is not None else {}
+    try:
+        added = mock.faults.add_json(spec)
+    except (FaultError, ValueError, TypeError) as exc:
+        return _bad(exc)
+    return ok(added.as_dict(), 201)
+
+
+@_guarded.delete("/faults")
+async def clear_faults(mock: FalMock = Depends(get_emulator)) -> RawResponse:
+    mock.faults.clear()
+    return ok({"rules": []})
+
+
+@_guarded.delete("/faults/{rule_id}")
+async def remove_fault(rule_id: str, mock: FalMock = Depends(get_emulator)) -> RawResponse:
+    if not mock.faults.remove(rule_id):
+        return AnswerResponse(fal_errors.detail(404, f"No fault rule {rule_id}"))
+    return ok({"removed": rule_id})
+
+
+@_guarded.get("/config")
+async def config(mock: FalMock = Depends(get_emulator)) -> RawResponse:
+    return ok(settings_view(mock.settings))
+
+
+@_guarded.post("/config")
+async def change_config(change: ConfigChange | None = None, mock: FalMock = Depends(get_emulator)) -> RawResponse:
+    changes = change.model_dump(exclude_unset=True) if change is not None else {}
+    changes.setdefault("polls", False)  # no polls: leave poll-count mode as it is
+    try:
+        mock.configure(**changes)
+    except (ValueError, TypeError) as exc:
+        return _bad(exc)
+    return ok(settings_view(mock.settings))
+
+
+@_guarded.get("/openapi.json")
+async def openapi(endpoint_id: str | None = None, mock: FalMock = Depends(get_emulator)) -> RawResponse:
+    """fal's OpenAPI document of one endpoint (``endpoint_id``; optional with one endpoint)."""
+    endpoints = mock.endpoints
+    endpoint = mock.endpoint(endpoint_id) if endpoint_id else (endpoints[0] if len(endpoints) == 1 else None)
+    if endpoint is None:
+        return AnswerResponse(fal_errors.detail(404, f"Unknown endpoint_id {endpoint_id!r}"))
+    return ok(endpoint.openapi())
+
+
+for _path, _allowed in (("/requests", ("GET",)), ("/queue", ("GET",)), ("/queue/{request_id}", ("GET",)),
+                        ("/reset", ("POST",)), ("/clock", ("GET", "POST")),
+                        ("/faults", ("GET", "POST", "DELETE")), ("/faults/{rule_id}", ("DELETE",)),
+                        ("/config", ("GET", "POST")), ("/openapi.json", ("GET",))):
+    only(_guarded, _path, _allowed)
+
+router.include_router(_open)
+router.include_router(_guarded)

@@ -1,0 +1,247 @@
+"""The stand-ins for fal's storage hosts: ``/_mock/rest/`` for https://rest.fal.ai/, ``/_mock/cdn/``
+for https://v3.fal.media/, and the PUT/POST side of ``/_mock/files/`` (signed PUTs, multipart
+parts and completion); :mod:`mock_server.features.storage` keeps the sessions behind them.
+
+- ``POST /_mock/rest/storage/auth/token?storage_type=fal-cdn-v3``   a CDN token (fal key auth)
+- ``POST /_mock/rest/storage/upload/initiate[-multipart]``          a signed PUT URL or a multipart upload
+- ``POST /_mock/cdn/files/upload[/multipart]``                      raw bytes, or a multipart upload (CDN token)
+- ``PUT /_mock/files/{name}?signature=``, ``PUT .../multipart/{uploadId}/{n}``,
+  ``POST .../multipart/{uploadId}/complete``
+
+Like fal's hosts they answer CORS preflights, and every answer carries
+``Access-Control-Allow-Origin: *``.  Open even with an admin token; journaled like fal calls.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+
+from mock_server.core import fal_errors
+from mock_server.core.answers import Answer
+from mock_server.core.paths import CDN_PREFIX, FILES_PREFIX, REST_PREFIX
+from mock_server.features.storage import JSON_BODY_MAX_BYTES, Outcome
+from mock_server.web.deps import get_emulator
+from mock_server.web.journaling import ENTRY
+from mock_server.web.responses import AnswerError, AnswerResponse, RawResponse
+
+_CORS = [(b"access-control-allow-origin", b"*"), (b"access-control-expose-headers", b"ETag")]
+_PREFLIGHT = _CORS + [
+    (b"access-control-allow-methods", b"GET, HEAD, POST, PUT, OPTIONS"),
+    (b"access-control-allow-headers", b"*"),
+    (b"access-control-max-age", b"86400"),
+]
+_ANY = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+_NOT_READS = [m for m in _ANY if m not in ("GET", "HEAD")]  # GET/HEAD of a file is the files router's
+
+# raw bodies, no control guards: these stand for fal's own hosts (browsers upload to them too)
+router = APIRouter(include_in_schema=False)
+
+
+# -- answers ------------------------------------------------------------------------------
+def _reply(outcome: Outcome, headers: list[tuple[bytes, bytes]] | None = None) -> RawResponse:
+    if isinstance(outcome, Answer):
+        return _error(outcome)
+    return RawResponse(200, orjson.dumps(outcome), _CORS + (headers or []))
+
+
+def _error(answer: Answer) -> AnswerResponse:
+    return AnswerResponse(Answer(answer.status, answer.body, answer.headers + (("access-control-allow-origin", "*"),)))
+
+
+def _preflight() -> RawResponse:
+    return RawResponse(204, b"", _PREFLIGHT)
+
+
+def _gate(request: Request, allowed: str) -> RawResponse | None:
+    """A preflight's 204, or 405 for another method than ``allowed``; None to go on."""
+    if request.method == "OPTIONS":
+        return _preflight()
+    if request.method != allowed:
+        return _error(fal_errors.method_not_allowed())
+    return None
+
+
+# -- request parts --------------------------------------------------------------------------
+def _base(request: Request) -> str:
+    """``scheme://host`` as the caller reached the mock."""
+    host = request.headers.get("host")
+    if not host:
+        server = request.scope.get("server")
+        host = f"{server[0]}:{server[1]}" if server else "127.0.0.1"
+    return f"{request.scope.get('scheme', 'http')}://{host}"
+
+
+def _files_base(request: Request) -> str:
+    return _base(request) + FILES_PREFIX
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The whole body; fal's 413 past ``limit`` bytes."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise AnswerError(fal_errors.body_too_large(limit))
+    return bytes(body)
+
+
+async def _json_body(request: Request) -> dict[str, Any] | Answer:
+    raw = await _body(request, JSON_BODY_MAX_BYTES)
+    if not raw.strip():
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return fal_errors.bad_request("Request body is not valid JSON")
+    if not isinstance(body, dict):
+        return fal_errors.bad_request("Request body must be a JSON object")
+    return body
+
+
+class _Headers:
+    """What the legacy face's key check reads of a request (its raw Authorization header)."""
+
+    def __init__(self, request: Request) -> None:
+        self._scope = request.scope
+
+    def raw_header(self, name: bytes) -> bytes | None:
+        for key, value in self._scope["headers"]:
+            if key == name:
+                return value
+        return None
+
+
+def _key_denial(request: Request) -> Answer | None:
+    """fal's key rules, as for any rest.fal.ai call (a call through the server proxy may come
+    without a key: the proxy adds the server's own).  The fal routes' own check: the legacy
+    face's until the protocol layer's replaces it."""
+    entry = request.scope.get(ENTRY)
+    proxied = bool(entry is not None and entry.proxied)
+    return request.app.state.legacy.authorized(_Headers(request), proxied)
+
+
+# -- rest.fal.ai ------------------------------------------------------------------------------
+async def _rest_call(request: Request) -> Answer | None:
+    """The gate of the REST routes: preflight, method, key, ``?storage_type=``."""
+    return _key_denial(request) or get_emulator(request).uploads.storage_type_denial(request.query_params.get("storage_type"))
+
+
+@router.api_route(REST_PREFIX + "storage/auth/token", methods=_ANY)
+async def issue_token(request: Request) -> RawResponse:
+    gated = _gate(request, "POST")
+    if gated is not None:
+        return gated
+    denied = await _rest_call(request)
+    if denied is not None:
+        return _error(denied)
+    await _body(request, JSON_BODY_MAX_BYTES)  # `{}`; read so the connection stays clean
+    return _reply(get_emulator(request).uploads.issue_token(_base(request) + CDN_PREFIX.rstrip("/")))
+
+
+@router.api_route(REST_PREFIX + "storage/upload/initiate", methods=_ANY)
+async def initiate(request: Request) -> RawResponse:
+    return await _initiate(request, multipart=False)
+
+
+@router.api_route(REST_PREFIX + "storage/upload/initiate-multipart", methods=_ANY)
+async def initiate_multipart(request: Request) -> RawResponse:
+    return await _initiate(request, multipart=True)
+
+
+async def _initiate(request: Request, multipart: bool) -> RawResponse:
+    gated = _gate(request, "POST")
+    if gated is not None:
+        return gated
+    denied = await _rest_call(request)
+    if denied is not None:
+        return _error(denied)
+    body = await _json_body(request)
+    if isinstance(body, Answer):
+        return _error(body)
+    uploads = get_emulator(request).uploads
+    start = uploads.initiate_multipart if multipart else uploads.initiate
+    return _reply(start(body, _files_base(request)))
+
+
+# -- v3.fal.media -------------------------------------------------------------------------------
+@router.api_route(CDN_PREFIX + "files/upload", methods=_ANY)
+async def cdn_upload(request: Request) -> RawResponse:
+    gated = _gate(request, "POST")
+    if gated is not None:
+        return gated
+    uploads = get_emulator(request).uploads
+    denied = uploads.token_denial(request.headers.get("authorization"))
+    if denied is not None:
+        return _error(denied)
+    data = await _body(request, uploads.single_cap)
+    return _reply(uploads.cdn_upload(data, request.headers.get("content-type"), request.headers.get("x-fal-file-name"),
+                                     _files_base(request)))
+
+
+@router.api_route(CDN_PREFIX + "files/upload/multipart", methods=_ANY)
+async def cdn_multipart(request: Request) -> RawResponse:
+    gated = _gate(request, "POST")
+    if gated is not None:
+        return gated
+    uploads = get_emulator(request).uploads
+    denied = uploads.token_denial(request.headers.get("authorization"))
+    if denied is not None:
+        return _error(denied)
+    await _body(request, JSON_BODY_MAX_BYTES)
+    return _reply(uploads.cdn_multipart(request.headers.get("content-type"), request.headers.get("x-fal-file-name"),
+                                        _files_base(request)))
+
+
+@router.api_route(REST_PREFIX + "{rest:path}", methods=_ANY)
+@router.api_route(CDN_PREFIX + "{rest:path}", methods=_ANY)
+async def unknown_host_path(request: Request) -> AnswerResponse:
+    return _error(fal_errors.path_not_found(request.scope["path"]))
+
+
+# -- PUT/POST on /_mock/files/ ----------------------------------------------------------------------
+@router.api_route(FILES_PREFIX + "{name}", methods=_NOT_READS)
+async def signed_put(name: str, request: Request) -> RawResponse:
+    gated = _gate(request, "PUT")
+    if gated is not None:
+        return gated
+    uploads = get_emulator(request).uploads
+    denied = uploads.signed_put_denial(name, request.query_params.get("signature", ""))
+    if denied is not None:
+        return _error(denied)
+    data = await _body(request, uploads.single_cap)
+    return _reply(uploads.signed_put(name, data, request.headers.get("content-type")))
+
+
+@router.api_route(FILES_PREFIX + "{name}/multipart/{upload_id}/complete", methods=_NOT_READS)
+async def complete(name: str, upload_id: str, request: Request) -> RawResponse:
+    gated = _gate(request, "POST")
+    if gated is not None:
+        return gated
+    body = await _json_body(request)
+    if isinstance(body, Answer):
+        return _error(body)
+    return _reply(await get_emulator(request).uploads.complete(name, upload_id, body, _files_base(request)))
+
+
+@router.api_route(FILES_PREFIX + "{name}/multipart/{upload_id}/{number:int}", methods=_NOT_READS)
+async def put_part(name: str, upload_id: str, number: int, request: Request) -> RawResponse:
+    gated = _gate(request, "PUT")
+    if gated is not None:
+        return gated
+    uploads = get_emulator(request).uploads
+    denied = uploads.part_denial(name, upload_id, number)
+    if denied is not None:
+        return _error(denied)
+    outcome = await uploads.put_part(name, upload_id, number, await _body(request, uploads.part_cap))
+    if isinstance(outcome, Answer):
+        return _error(outcome)
+    return _reply(outcome, [(b"etag", outcome["etag"].encode())])
+
+
+@router.api_route(FILES_PREFIX + "{rest:path}", methods=_NOT_READS)
+async def unknown_file_path(request: Request) -> RawResponse:
+    if request.method == "OPTIONS":
+        return _preflight()
+    return _error(fal_errors.path_not_found(request.scope["path"]))

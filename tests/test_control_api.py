@@ -1,0 +1,110 @@
+"""The control API on its FastAPI routers: its own OpenAPI document and Swagger UI, typed
+bodies answering today's 400 shape, fal's 405, and the guards on every route."""
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from mock_server.emulator import FalMock
+from mock_server.server.background import BackgroundServer
+from mock_server.settings import Settings
+
+BAD_REQUEST = {"error_type": "bad_request"}
+
+
+@pytest.fixture(scope="module")
+def server():
+    with BackgroundServer(FalMock(Settings(profile="instant"))) as running:
+        yield running
+
+
+@pytest.fixture
+def client(server):
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        yield client
+        client.post("/_mock/reset")
+
+
+def test_the_control_api_has_its_own_openapi_document_and_swagger_ui(client):
+    document = client.get("/_mock/docs/openapi.json").json()
+    paths = document["paths"]
+    for path, methods in {
+        "/_mock/health": {"get"}, "/_mock/requests": {"get"}, "/_mock/queue": {"get"},
+        "/_mock/queue/{request_id}": {"get"}, "/_mock/reset": {"post"}, "/_mock/clock": {"get", "post"},
+        "/_mock/faults": {"get", "post", "delete"}, "/_mock/faults/{rule_id}": {"delete"},
+        "/_mock/config": {"get", "post"}, "/_mock/openapi.json": {"get"},
+        "/_mock/webhooks": {"get"}, "/_mock/webhooks/config": {"get", "post"}, "/_mock/webhooks/reset": {"post"},
+        "/_mock/.well-known/jwks.json": {"get"},
+    }.items():
+        assert set(paths.get(path, {})) == methods, path
+    # typed bodies are documented
+    schemas = document["components"]["schemas"]
+    assert {"ClockChange", "FaultRuleSpec", "ConfigChange", "WebhookSwitches"} <= set(schemas)
+    assert schemas["ConfigChange"]["properties"]["allow_fetch"]["anyOf"][0]["type"] == "boolean"
+    # the 405 stand-ins are not operations
+    assert "put" not in paths["/_mock/reset"]
+    page = client.get("/_mock/docs")
+    assert page.status_code == 200 and "swagger-ui" in page.text
+
+
+def test_bad_control_input_answers_todays_400_shape(client):
+    for path, body in [("/_mock/clock", {"advance": "soon"}), ("/_mock/clock", {"advance": -1}),
+                       ("/_mock/config", {"allow_fetch": "yes"}), ("/_mock/config", {"colour": "red"}),
+                       ("/_mock/config", {"profile": "nope"}), ("/_mock/faults", {"on": "nowhere"}),
+                       ("/_mock/faults", {"times": "1"}), ("/_mock/clock", [1])]:
+        response = client.post(path, json=body)
+        assert response.status_code == 400, (path, body, response.text)
+        assert response.headers["x-fal-error-type"] == "bad_request"
+        data = response.json()
+        assert set(data) == {"detail", "error_type"} and data["error_type"] == "bad_request"
+        assert isinstance(data["detail"], str) and data["detail"]
+    broken = client.post("/_mock/clock", content=b"{not json")
+    assert broken.status_code == 400 and broken.json()["detail"] == "Request body is not valid JSON"
+    assert client.get("/_mock/requests", params={"since": "x"}).status_code == 400
+    assert client.get("/_mock/config").json()["allow_fetch"] is False  # nothing changed
+
+
+def test_bodies_are_json_whatever_their_content_type(client):
+    """``curl -d '{"advance": 5}'`` sends a form content type: still JSON, as before."""
+    client.post("/_mock/clock", json={"freeze": True})
+    now = client.get("/_mock/clock").json()["now"]
+    moved = client.post("/_mock/clock", content=b'{"advance": 5}',
+                        headers={"content-type": "application/x-www-form-urlencoded"})
+    assert moved.status_code == 200 and moved.json()["now"] == pytest.approx(now + 5)
+    assert client.post("/_mock/clock").json()["frozen"] is True  # an empty body is {}
+    assert client.post("/_mock/clock", json={"unfreeze": True}).json()["frozen"] is False
+
+
+def test_wrong_methods_answer_fals_405_and_unknown_paths_fals_404(client):
+    for method, path in [("PUT", "/_mock/reset"), ("GET", "/_mock/reset"), ("POST", "/_mock/requests"),
+                         ("PATCH", "/_mock/clock"), ("PUT", "/_mock/faults"), ("GET", "/_mock/faults/rule-1"),
+                         ("DELETE", "/_mock/config"), ("POST", "/_mock/health"), ("POST", "/_mock/webhooks"),
+                         ("PUT", "/_mock/webhooks/config"), ("GET", "/_mock/webhooks/reset"),
+                         ("POST", "/_mock/.well-known/jwks.json")]:
+        response = client.request(method, path)
+        assert (response.status_code, response.content) == (405, b'{"detail":"Method Not Allowed"}'), (method, path)
+    missing = client.get("/_mock/nope/deeper")
+    assert (missing.status_code, missing.json()) == (404, {"detail": "Path /_mock/nope/deeper not found"})
+
+
+@pytest.mark.parametrize("method,path,body", [
+    ("POST", "/_mock/reset", None), ("POST", "/_mock/clock", {"freeze": True}), ("DELETE", "/_mock/faults", None),
+    ("POST", "/_mock/config", {"auth": False}), ("POST", "/_mock/webhooks/config", {"duplicate": True}),
+    ("POST", "/_mock/webhooks/reset", None),
+])
+def test_every_state_changing_control_route_refuses_another_sites_page(client, method, path, body):
+    response = client.request(method, path, json=body, headers={"Origin": "https://evil.example"})
+    assert response.status_code == 403, path
+    assert response.json() == {"detail": "Cross-site requests to the control API are refused"}
+
+
+def test_an_admin_token_guards_every_control_route_but_health_and_fals_hosts():
+    with BackgroundServer(FalMock(Settings(profile="instant", admin_token="s3cret"))) as server:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            for path in ("/_mock/requests", "/_mock/queue", "/_mock/clock", "/_mock/faults", "/_mock/config",
+                         "/_mock/openapi.json", "/_mock/webhooks", "/_mock/webhooks/config",
+                         "/_mock/.well-known/jwks.json"):
+                assert client.get(path).status_code == 401, path
+                assert client.get(path, headers={"Authorization": "Bearer s3cret"}).status_code == 200, path
+            assert client.get("/_mock/health").status_code == 200
+            assert client.get("/_mock/rest/.well-known/jwks.json").status_code == 200
