@@ -108,3 +108,22 @@ def test_an_admin_token_guards_every_control_route_but_health_and_fals_hosts():
                 assert client.get(path, headers={"Authorization": "Bearer s3cret"}).status_code == 200, path
             assert client.get("/_mock/health").status_code == 200
             assert client.get("/_mock/rest/.well-known/jwks.json").status_code == 200
+
+
+def test_a_clock_move_past_what_it_can_show_is_a_400_and_everything_keeps_answering():
+    """``{"advance": 1e308}`` was accepted, then statuses, the dashboard and streams answered 500."""
+    from mock_server.emulator import FalMock
+    from mock_server.server.background import BackgroundServer
+    from mock_server.settings import Settings
+
+    with BackgroundServer(FalMock(Settings(profile="instant"))) as server:
+        import httpx
+
+        with httpx.Client(base_url=server.url, headers={"Authorization": "Key a:b"}) as client:
+            submitted = client.post("/queue/fal-ai/wan-25-preview/image-to-image",
+                                    json={"prompt": "x", "image_urls": ["https://e.com/a.png"]}).json()
+            for body in ({"advance": 1e308}, {"freeze": True, "at": 1e308}):
+                refused = client.post("/_mock/clock", json=body)
+                assert refused.status_code == 400 and refused.json()["error_type"] == "bad_request", body
+            assert client.get(submitted["status_url"]).status_code in (200, 202)
+            assert client.get("/_mock/").status_code == 200

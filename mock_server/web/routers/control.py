@@ -157,15 +157,15 @@ async def clock(mock: FalMock = Depends(get_emulator)) -> RawResponse:
 async def change_clock(change: ClockChange | None = None, mock: FalMock = Depends(get_emulator)) -> RawResponse:
     change = change or ClockChange()
     clock = mock.clock
-    if change.unfreeze:
-        clock.unfreeze()
-    if change.freeze:
-        clock.freeze(change.at)
-    if change.advance is not None:
-        try:
+    try:  # the clock refuses times it cannot show (past the year 9999, NaN): 400, not 500
+        if change.unfreeze:
+            clock.unfreeze()
+        if change.freeze:
+            clock.freeze(change.at)
+        if change.advance is not None:
             clock.advance(change.advance)
-        except ValueError as exc:
-            return _bad(exc)
+    except ValueError as exc:
+        return _bad(exc)
     mock.queue.advance()
     return ok(clock.state())
 
