@@ -35,7 +35,7 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-requests", type=int, default=10_000, help="finished requests kept before the oldest are forgotten")
     parser.add_argument("--admin-token", default=os.environ.get("FAL_MOCK_ADMIN_TOKEN"),
                         help="token for the /_mock/ control API (Authorization: Bearer T or X-Fal-Mock-Admin-Token: T); "
-                             "required off loopback: generated and printed when not given")
+                             "required off loopback: generated and printed when not given (or empty)")
     parser.add_argument("--journal-size", type=int, default=1000, help="calls kept in the request journal (default 1000)")
     parser.add_argument("--polls", type=int, default=None, metavar="N",
                         help="complete each request on its Nth status call instead of by the clock")
@@ -49,7 +49,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise SystemExit("fal-mock: --speed must be greater than 0")
     if args.polls is not None and args.polls < 1:
         raise SystemExit("fal-mock: --polls must be at least 1")
-    admin_token = args.admin_token
+    # An empty token (``FAL_MOCK_ADMIN_TOKEN=`` in a compose or CI file, ``--admin-token ''``)
+    # is no token: off loopback one is generated, never an open control API.
+    admin_token = args.admin_token if (args.admin_token or "").strip() else None
     if admin_token is None and not _is_loopback(args.host):
         import secrets
 

@@ -240,3 +240,27 @@ def test_off_loopback_a_token_is_generated_and_printed_when_none_is_given():
     assert local.admin_token is None
     given = cli.settings_from(parser.parse_args(["--host", "0.0.0.0", "--admin-token", "t0k"]))
     assert given.admin_token == "t0k"
+
+
+@pytest.mark.parametrize("flags,env_token", [
+    (["--host", "0.0.0.0", "--admin-token", ""], None),
+    (["--host", "0.0.0.0", "--admin-token", "  "], None),
+    (["--host", "0.0.0.0"], ""),
+])
+def test_an_empty_admin_token_is_no_token(monkeypatch, flags, env_token):
+    """Issue 21.5: ``FAL_MOCK_ADMIN_TOKEN=`` or ``--admin-token ''`` off loopback must not open
+    the control API to the network: a token is generated and printed as for a missing one."""
+    import argparse
+
+    from mock_server import cli
+
+    if env_token is not None:
+        monkeypatch.setenv("FAL_MOCK_ADMIN_TOKEN", env_token)
+    parser = argparse.ArgumentParser()
+    cli._add_server_flags(parser)  # reads the variable now, as the CLI does
+    settings = cli.settings_from(parser.parse_args(flags))
+    assert settings.admin_token and len(settings.admin_token) >= 24
+    assert f"# admin token (for /_mock/): {settings.admin_token}" in cli.banner_lines(settings)
+    # on loopback an empty token stays "no token" (open to the local user, as without one)
+    local = cli.settings_from(parser.parse_args([a for a in flags if a != "0.0.0.0" and a != "--host"]))
+    assert local.admin_token is None
