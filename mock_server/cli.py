@@ -118,12 +118,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for line in banner_lines(settings, tls_files):
         print(line)
     sys.stdout.flush()
-    from mock_server.features.persistence import StateDirBusy
+    from mock_server.features.persistence import StateDirBusy, StateDirUnusable
     from mock_server.server.serving import serve
 
     try:
         serve(settings, tls_files)
-    except StateDirBusy as exc:
+    except (StateDirBusy, StateDirUnusable) as exc:  # one line saying what is wrong and what to do
         print(exc, file=sys.stderr)
         return 1
     return 0
