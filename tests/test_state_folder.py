@@ -284,3 +284,26 @@ def test_damage_raises_the_named_error_in_process(tmp_path: Path) -> None:
         _mock(tmp_path)
     (tmp_path / DB_NAME).unlink()
     _mock(tmp_path).close()  # the lock was released: the folder is usable once the file is moved
+
+
+def test_a_call_that_cannot_be_stored_does_not_stop_the_writer(tmp_path: Path, caplog) -> None:
+    mock = _mock(tmp_path)
+    persistence = mock.persistence
+    row = persistence._row
+
+    def broken(op):
+        if op[0] == "upload":
+            raise TypeError("not storable")
+        return row(op)
+
+    persistence._row = broken
+    try:
+        first = _submit(mock)
+        mock.files.add_upload("0123456789abcdef-a.txt", b"x", "text/plain")
+        assert persistence.wait_written()
+        later = _submit(mock)  # the writer is still there
+        assert persistence.wait_written()
+    finally:
+        mock.close()
+    assert _stored_ids(tmp_path) == {first, later}
+    assert any("cannot be stored" in r.getMessage() for r in caplog.records)
