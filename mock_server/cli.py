@@ -103,8 +103,15 @@ def _tls_files(settings: Settings):
 
 
 def cmd_env(args: argparse.Namespace) -> int:
+    from mock_server.features.persistence import StateDirUnusable
+
     settings = settings_from(args)
-    for line in banner_lines(settings, _tls_files(settings)):
+    try:
+        tls_files = _tls_files(settings)
+    except StateDirUnusable as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    for line in banner_lines(settings, tls_files):
         print(line)
     return 0
 
@@ -113,12 +120,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # pydantic scans every installed distribution's entry points for its plugins when it
     # builds the first model (~10 ms at start); the mock's own process uses none.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    from mock_server.features.persistence import StateDirBusy, StateDirUnusable
+
     settings = settings_from(args)
-    tls_files = _tls_files(settings)
+    try:
+        tls_files = _tls_files(settings)
+    except StateDirUnusable as exc:
+        print(exc, file=sys.stderr)
+        return 1
     for line in banner_lines(settings, tls_files):
         print(line)
     sys.stdout.flush()
-    from mock_server.features.persistence import StateDirBusy, StateDirUnusable
     from mock_server.server.serving import serve
 
     try:

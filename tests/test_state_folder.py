@@ -307,3 +307,10 @@ def test_a_call_that_cannot_be_stored_does_not_stop_the_writer(tmp_path: Path, c
         mock.close()
     assert _stored_ids(tmp_path) == {first, later}
     assert any("cannot be stored" in r.getMessage() for r in caplog.records)
+
+
+def test_a_file_instead_of_a_folder_with_tls_is_one_line(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.write_text("not a folder")
+    line = _refused(["--profile", "instant", "--tls", "--state-dir", str(state)])
+    assert "cannot be used" in line and str(state) in line

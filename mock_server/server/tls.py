@@ -116,9 +116,23 @@ class TLSFiles:
 def ensure_tls(state_dir: Path) -> TLSFiles:
     """Create (or reuse) the CA, server certificate and bundle under ``state_dir/tls``.
 
-    Idempotent and safe to call from several processes at once.
+    Idempotent and safe to call from several processes at once.  A folder that cannot be
+    used (a file in its place, not writable) raises
+    :class:`~mock_server.features.persistence.StateDirUnusable` with a one-line message.
     """
     tls_dir = Path(state_dir).expanduser() / "tls"
+    try:
+        return _ensure_tls(tls_dir)
+    except OSError as exc:
+        from mock_server.features.persistence import StateDirUnusable
+
+        raise StateDirUnusable(
+            f"fal-mock: the TLS folder {tls_dir} cannot be used ({exc.strerror or exc}"
+            f"{': ' + str(exc.filename) if exc.filename else ''}): make the state folder a writable "
+            "folder (or move the file in its place away), or give another --state-dir") from None
+
+
+def _ensure_tls(tls_dir: Path) -> TLSFiles:
     tls_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     _chmod(tls_dir, 0o700)
     files = TLSFiles(
