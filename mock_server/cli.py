@@ -35,7 +35,7 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-requests", type=int, default=10_000, help="finished requests kept before the oldest are forgotten")
     parser.add_argument("--admin-token", default=os.environ.get("FAL_MOCK_ADMIN_TOKEN"),
                         help="token for the /_mock/ control API (Authorization: Bearer T or X-Fal-Mock-Admin-Token: T); "
-                             "required off loopback: generated and printed when not given")
+                             "required off loopback: generated and printed when not given (or empty)")
     parser.add_argument("--allowed-hosts", default="",
                         help="comma-separated Host names answered besides loopback and fal's own hosts "
                              "(the DNS-rebinding guard; off loopback, when given, only these)")
@@ -56,7 +56,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise SystemExit("fal-mock: --max-pending and --max-requests must be at least 1")
     if args.polls is not None and args.polls < 1:
         raise SystemExit("fal-mock: --polls must be at least 1")
-    admin_token = args.admin_token
+    # An empty token (``FAL_MOCK_ADMIN_TOKEN=`` in a compose or CI file, ``--admin-token ''``)
+    # is no token: off loopback one is generated, never an open control API.
+    admin_token = args.admin_token if (args.admin_token or "").strip() else None
     if admin_token is None and not _is_loopback(args.host):
         import secrets
 
@@ -110,8 +112,15 @@ def _tls_files(settings: Settings):
 
 
 def cmd_env(args: argparse.Namespace) -> int:
+    from mock_server.features.persistence import StateDirUnusable
+
     settings = settings_from(args)
-    for line in banner_lines(settings, _tls_files(settings)):
+    try:
+        tls_files = _tls_files(settings)
+    except StateDirUnusable as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    for line in banner_lines(settings, tls_files):
         print(line)
     return 0
 
@@ -120,17 +129,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # pydantic scans every installed distribution's entry points for its plugins when it
     # builds the first model (~10 ms at start); the mock's own process uses none.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    from mock_server.features.persistence import StateDirBusy, StateDirUnusable
+
     settings = settings_from(args)
-    tls_files = _tls_files(settings)
+    try:
+        tls_files = _tls_files(settings)
+    except StateDirUnusable as exc:
+        print(exc, file=sys.stderr)
+        return 1
     for line in banner_lines(settings, tls_files):
         print(line)
     sys.stdout.flush()
-    from mock_server.features.persistence import StateDirBusy
     from mock_server.server.serving import serve
 
     try:
         serve(settings, tls_files)
-    except StateDirBusy as exc:
+    except (StateDirBusy, StateDirUnusable) as exc:  # one line saying what is wrong and what to do
         print(exc, file=sys.stderr)
         return 1
     return 0

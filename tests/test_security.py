@@ -192,6 +192,22 @@ def test_a_name_with_any_refused_address_is_refused(env, dialled, monkeypatch):
     ("169.254.1.1", "a link-local address"),
     ("fe80::abcd%eth0", "a link-local address"),
     ("::ffff:169.254.0.1", "a link-local address"),
+    # IPv4 inside IPv6 (issue 21.10): a translator or tunnel on the path delivers to the IPv4 address
+    ("64:ff9b::a9fe:a9fe", "a cloud metadata address"),  # NAT64 well-known prefix, /96
+    ("64:ff9b::169.254.1.1", "a link-local address"),
+    ("64:ff9b::0.0.0.0", "an unspecified address"),
+    ("64:ff9b::e000:1", "a multicast address"),
+    ("64:ff9b:1::a9fe:102", "a link-local address"),  # NAT64 local-use /48 prefix, /96 layout
+    ("64:ff9b:1:a9fe:a9:fe00::", "a cloud metadata address"),  # the same prefix, /48 layout
+    ("64:ff9b:1:6464:64:c800::", "a cloud metadata address"),  # 100.100.100.200, /48 layout
+    ("2001:0:102:304::5601:5601", "a cloud metadata address"),  # Teredo client 169.254.169.254 (inverted)
+    ("2001:0:a9fe:a9fe::f7f7:f7f7", "a cloud metadata address"),  # Teredo server 169.254.169.254
+    ("2002:a9fe:a9fe::1", "a cloud metadata address"),  # 6to4
+    ("::169.254.169.254", "a cloud metadata address"),  # IPv4-compatible
+    ("::ffff:169.254.169.254", "a cloud metadata address"),  # IPv4-mapped
+    ("64:ff9b::808:808", None),  # NAT64 of a public address stays allowed
+    ("2001:0:102:304::f7f7:f7f7", None),  # Teredo between public addresses
+    ("64:ff9b:1::808:808", None),
     ("0.0.0.0", "an unspecified address"),
     ("224.0.0.1", "a multicast address"),
     ("127.0.0.1", None),
@@ -241,3 +257,27 @@ def test_off_loopback_a_token_is_generated_and_printed_when_none_is_given():
     assert local.admin_token is None
     given = cli.settings_from(parser.parse_args(["--host", "0.0.0.0", "--admin-token", "t0k"]))
     assert given.admin_token == "t0k"
+
+
+@pytest.mark.parametrize("flags,env_token", [
+    (["--host", "0.0.0.0", "--admin-token", ""], None),
+    (["--host", "0.0.0.0", "--admin-token", "  "], None),
+    (["--host", "0.0.0.0"], ""),
+])
+def test_an_empty_admin_token_is_no_token(monkeypatch, flags, env_token):
+    """Issue 21.5: ``FAL_MOCK_ADMIN_TOKEN=`` or ``--admin-token ''`` off loopback must not open
+    the control API to the network: a token is generated and printed as for a missing one."""
+    import argparse
+
+    from mock_server import cli
+
+    if env_token is not None:
+        monkeypatch.setenv("FAL_MOCK_ADMIN_TOKEN", env_token)
+    parser = argparse.ArgumentParser()
+    cli._add_server_flags(parser)  # reads the variable now, as the CLI does
+    settings = cli.settings_from(parser.parse_args(flags))
+    assert settings.admin_token and len(settings.admin_token) >= 24
+    assert f"# admin token (for /_mock/): {settings.admin_token}" in cli.banner_lines(settings)
+    # on loopback an empty token stays "no token" (open to the local user, as without one)
+    local = cli.settings_from(parser.parse_args([a for a in flags if a != "0.0.0.0" and a != "--host"]))
+    assert local.admin_token is None

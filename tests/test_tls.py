@@ -5,6 +5,7 @@ import datetime as dt
 import http.server
 import ipaddress
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -461,3 +462,113 @@ def test_export_lines_round_trip_through_sh(tls_files: TLSFiles, tmp_path: Path)
     script = "\n".join(lines + ['printf "%s\\n" "$FAL_KEY" "$SSL_CERT_FILE" "$NODE_EXTRA_CA_CERTS"'])
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.splitlines() == ["it's $HOME `x`", str(tls.bundle), str(tls.ca_cert)]
+
+
+# --------------------------------------------------------------------------- what a leaked CA key can sign (issue 21.9)
+
+
+def _leaf(files: TLSFiles, sans: list[x509.GeneralName], usage) -> tuple[bytes, bytes]:
+    """A certificate signed with the CA's key, as someone holding a leaked key would make it."""
+    ca = _cert(files.ca_cert)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
+        .sign(_ca_key(files), hashes.SHA256())
+    )
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def _served_with(files: TLSFiles, tmp_path: Path, cert_pem: bytes, key_pem: bytes) -> bytes:
+    """What a client trusting only the mock CA reads from a server presenting ``cert_pem``."""
+    (tmp_path / "leaf.pem").write_bytes(cert_pem)
+    (tmp_path / "leaf-key.pem").write_bytes(key_pem)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(tmp_path / "leaf.pem"), str(tmp_path / "leaf-key.pem"))
+    server = _TLSServer(ctx)
+    try:
+        return _client_read(server.port, "localhost", str(files.ca_cert))
+    finally:
+        server.close()
+
+
+def test_ca_limits_email_uri_names_and_key_usage(tls_files: TLSFiles) -> None:
+    ca = _cert(tls_files.ca_cert)
+    constraints = ca.extensions.get_extension_for_class(x509.NameConstraints)
+    assert constraints.critical
+    permitted = constraints.value.permitted_subtrees
+    assert x509.RFC822Name("invalid") in permitted and x509.UniformResourceIdentifier("invalid") in permitted
+    usage = ca.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [ExtendedKeyUsageOID.SERVER_AUTH]
+
+
+@pytest.mark.parametrize("extra", [x509.RFC822Name("someone@example.com"),
+                                   x509.UniformResourceIdentifier("https://example.com/")])
+def test_a_leaked_ca_key_cannot_sign_email_or_uri_names(tmp_path: Path, extra: x509.GeneralName) -> None:
+    """OpenSSL (what Python, Node and curl use) refuses such a certificate in the handshake."""
+    files = ensure_tls(tmp_path / "state")
+    good = _leaf(files, [x509.DNSName("localhost")], [ExtendedKeyUsageOID.SERVER_AUTH])
+    assert _served_with(files, tmp_path, *good) == b"ok"  # the same leaf without the extra name
+    bad = _leaf(files, [x509.DNSName("localhost"), extra], [ExtendedKeyUsageOID.SERVER_AUTH])
+    with pytest.raises(ssl.SSLCertVerificationError, match="subtree"):
+        _served_with(files, tmp_path, *bad)
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command")
+@pytest.mark.parametrize("usage,purpose", [(ExtendedKeyUsageOID.CLIENT_AUTH, "sslclient"),
+                                           (ExtendedKeyUsageOID.EMAIL_PROTECTION, "smimesign")])
+def test_a_leaked_ca_key_cannot_sign_other_purposes(tmp_path: Path, usage, purpose: str) -> None:
+    files = ensure_tls(tmp_path / "state")
+    cert_pem, _ = _leaf(files, [x509.DNSName("localhost")], [usage])
+    (tmp_path / "leaf.pem").write_bytes(cert_pem)
+    check = subprocess.run(["openssl", "verify", "-CAfile", str(files.ca_cert), "-purpose", purpose,
+                            str(tmp_path / "leaf.pem")], capture_output=True, text=True)
+    assert check.returncode != 0, check.stdout
+    assert "purpose" in (check.stdout + check.stderr)
+
+
+def _old_ca(files: TLSFiles) -> None:
+    """The CA as fal-mock made it before issue 21.9: DNS/IP constraints only, no key usage limit."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.timezone.utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fal-mock local CA")])
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.NameConstraints(permitted_subtrees=[
+            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_network("127.0.0.0/8")),
+            x509.IPAddress(ipaddress.ip_network("::1/128"))], excluded_subtrees=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (files.directory / "ca-key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    files.ca_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def test_a_ca_without_the_limits_is_replaced_once_with_one_line(tmp_path: Path, capsys) -> None:
+    files = ensure_tls(tmp_path)
+    _old_ca(files)
+    old = files.ca_cert.read_bytes()
+    capsys.readouterr()
+    again = ensure_tls(tmp_path)
+    err = capsys.readouterr().err
+    assert again.ca_cert.read_bytes() != old
+    assert err.count("\n") == 1 and "issued a new one" in err and str(tmp_path / "tls") in err
+    ca = _cert(again.ca_cert)
+    _cert(again.server_cert).verify_directly_issued_by(ca)
+    assert again.bundle.read_bytes().endswith(again.ca_cert.read_bytes())
+    # the new CA is current: the next start keeps it, silently
+    ensure_tls(tmp_path)
+    assert again.ca_cert.read_bytes() == files.ca_cert.read_bytes() and capsys.readouterr().err == ""

@@ -24,6 +24,24 @@ crash (SIGKILL, power loss aside) loses at most the batch being gathered: 50 ms 
 calls plus the one being written.  A clean stop (SIGTERM, Ctrl-C, ``close()``) loses
 nothing.
 
+Back-pressure keeps that window at any rate: the writer measures how many calls it commits
+in one flush interval (``backlog_limit``); when more than that are unwritten, the recording
+call hands what is gathered to the writer and waits (at most ``BACKPRESSURE_WAIT``) until it
+has caught up.  On the server that call runs on the event loop, so the server accepts calls
+only as fast as the disk takes them.  When the writer keeps up, the hot path costs one
+comparison.
+
+A store that cannot write (disk full, folder gone read-only) is said so, never silently:
+the failed batch is kept, in order, and written again (with what came after) every
+``RETRY_INTERVAL``; :attr:`Persistence.failure` holds the reason until a write succeeds
+again, for the HTTP layer to report in health and to refuse new submits with.
+
+A folder that cannot be used at start (not a folder, not writable, a damaged database)
+raises :class:`StateDirUnusable`, whose message is one line saying what is wrong and how to
+recover; stored requests that cannot be replayed (a damaged row, a time or status out of
+range) are skipped, deleted and reported in one warning line.  The folder is kept private:
+0700, with the database, its WAL files, the lock and uploads 0600 (tightened at start).
+
 Replay at start: submits and cancels are fed to the fresh queue in time order with
 their recorded times (``RequestQueue.submit(at=...)``, ``cancel(at=...)``), up to the
 last time the old server was seen alive (written with every batch and once a second
@@ -37,9 +55,12 @@ import asyncio
 import atexit
 import json
 import logging
+import math
 import os
 import queue as _queue
+import stat
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
@@ -74,7 +95,7 @@ class Emulator(Protocol):
     def on_reset(self, hook: Callable[[], None]) -> None: ...
 
 
-__all__ = ["DB_NAME", "FLUSH_INTERVAL", "Persistence", "StateDirBusy"]
+__all__ = ["DB_NAME", "FLUSH_INTERVAL", "Persistence", "StateDirBusy", "StateDirUnusable"]
 
 log = logging.getLogger("fal_mock")
 
@@ -86,6 +107,14 @@ SCHEMA_VERSION = "1"
 FLUSH_INTERVAL = 0.05
 #: Seconds between "still alive" marks when nothing else is written.
 HEARTBEAT = 1.0
+#: Seconds between attempts to write a batch that failed (disk full, read-only folder).
+RETRY_INTERVAL = 1.0
+#: Longest a recording call waits for a writer that fell behind (seconds).
+BACKPRESSURE_WAIT = 1.0
+#: Unwritten calls always allowed before a recording call waits (the measured limit's floor).
+MIN_BACKLOG = 256
+#: Stored times and durations beyond this (seconds; year 5138) are damage, not data.
+_MAX_TIME = 1e11
 _LOOPBACK = frozenset(("127.0.0.1", "localhost", "::1", "[::1]"))
 
 _SCHEMA = """
@@ -118,6 +147,11 @@ CREATE TABLE IF NOT EXISTS uploads (
 
 class StateDirBusy(RuntimeError):
     """Another fal-mock process holds the state folder."""
+
+
+class StateDirUnusable(RuntimeError):
+    """The state folder cannot be used (not a folder, not writable, its database damaged);
+    the message is one line saying what is wrong and how to recover."""
 
 
 def _dumps(value: Any) -> bytes:
@@ -171,22 +205,50 @@ class Persistence:
         self.mock = mock
         self.directory = Path(directory).expanduser()
         self.flush_interval = flush_interval
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.uploads_dir = self.directory / UPLOADS
-        self.uploads_dir.mkdir(exist_ok=True)
-        self._lock_fd = _acquire_lock(self.directory / LOCK_NAME)
         self.db_path = self.directory / DB_NAME
         try:
+            _private_folder(self.directory)
+            _private_folder(self.uploads_dir)
+        except OSError as exc:
+            raise StateDirUnusable(_folder_problem(self.directory, exc)) from None
+        self._lock_fd = _acquire_lock(self.directory / LOCK_NAME)
+        import sqlite3
+
+        try:
+            _private_file(self.db_path)  # SQLite gives its -wal and -shm files the database's mode
+            for suffix in ("-wal", "-shm"):
+                _private_file(self.db_path.with_name(DB_NAME + suffix), create=False)
+            for upload in self.uploads_dir.iterdir():
+                _private_file(upload, create=False)
             self._db = self._connect()
             self._db.executescript(_SCHEMA)
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
             self._reader = self._connect()
+        except (OSError, sqlite3.Error) as exc:
+            _release_lock(self._lock_fd)
+            raise StateDirUnusable(_database_problem(self.directory, self.db_path, exc)) from None
         except BaseException:
             _release_lock(self._lock_fd)
             raise
         self._reader_lock = threading.Lock()
         self._ops: list[tuple] = []
         self._ops_lock = threading.Lock()
+        #: signalled when the writer commits (or fails): recording calls held back wait on it
+        self._written = threading.Condition(self._ops_lock)
+        self._unwritten = 0  # calls recorded and not yet committed
+        #: unwritten calls allowed before a recording call waits for the writer: what it
+        #: commits in one flush interval, as measured (at least MIN_BACKLOG)
+        self.backlog_limit = MIN_BACKLOG
+        self._op_cost: float | None = None  # writer seconds per call (moving average)
+        self._retry: list[tuple] = []  # rows of batches that failed, written again first
+        self._attempts = 0  # transactions tried (committed or not)
+        #: Why the store cannot write right now (disk full, read-only folder...), or None.
+        #: While set, nothing recorded is lost (it is kept and retried) but nothing new is
+        #: safe either: the HTTP layer reports it in health and answers submits 503.
+        self.failure: str | None = None
+        #: (request id, reason) of stored requests skipped at start as damaged
+        self.skipped: list[tuple[str, str]] = []
         self._scheduled = False
         self._replaying = False
         self._seq = 0
@@ -210,7 +272,15 @@ class Persistence:
     # -- start -------------------------------------------------------------------------
     def start(self) -> "Persistence":
         """Replay the stored requests into the mock, then start recording."""
-        self.load()
+        import sqlite3
+
+        try:
+            self.load()
+        except sqlite3.Error as exc:  # a damaged page met while reading
+            self._db.close()
+            self._reader.close()
+            _release_lock(self._lock_fd)
+            raise StateDirUnusable(_database_problem(self.directory, self.db_path, exc)) from None
         queue, files = self.mock.queue, self.mock.files
         queue.on_record(self._on_record)
         files.on_upload = self._on_upload
@@ -222,43 +292,55 @@ class Persistence:
         return self
 
     def load(self) -> int:
-        """Feed the stored submits and cancels to the queue; returns how many requests came back."""
+        """Feed the stored submits and cancels to the queue; returns how many requests came back.
+
+        A stored request that cannot be replayed as it is (a damaged row: a time or status
+        out of range, unreadable JSON) is skipped, deleted and reported in one warning line.
+        """
         db = self._db
         row = db.execute("SELECT value FROM meta WHERE key='last_seen'").fetchone()
-        last_seen = float(row[0]) if row else None
-        self._seq = (db.execute("SELECT COALESCE(MAX(seq), 0) FROM requests").fetchone()[0]) + 1
+        last_seen = _stored_time(row[0]) if row else None
+        self._seq = (db.execute(
+            "SELECT COALESCE(MAX(seq), 0) FROM requests WHERE typeof(seq)='integer'").fetchone()[0]) + 1
         self._upload_seq, self._upload_total = db.execute(
-            "SELECT COALESCE(MAX(seq), 0) + 1, COALESCE(SUM(size), 0) FROM uploads").fetchone()
+            "SELECT COALESCE(MAX(seq), 0) + 1, COALESCE(SUM(size), 0) FROM uploads "
+            "WHERE typeof(seq)='integer' AND typeof(size)='integer'").fetchone()
         events: list[tuple] = []
         dropped: list[str] = []
-        for row in db.execute(f"SELECT {', '.join(_COLUMNS)} FROM requests ORDER BY seq").fetchall():
+        for row in db.execute(f"SELECT {', '.join(_COLUMNS)} FROM requests").fetchall():
             record = dict(zip(_COLUMNS, row))
-            endpoint = self.mock.endpoint(record["endpoint_id"])
+            endpoint = self.mock.endpoint(record["endpoint_id"]) if isinstance(record["endpoint_id"], str) else None
             if endpoint is None:
                 dropped.append(record["request_id"])
                 continue
-            events.append((record["submitted_at"], 0, record["seq"], endpoint, record))
+            try:
+                replay = self._replay_of(endpoint, record)
+            except Exception as exc:  # damage of any kind: this request cannot come back
+                dropped.append(record["request_id"])
+                self.skipped.append((str(record["request_id"]), str(exc) or type(exc).__name__))
+                continue
+            events.append((record["submitted_at"], 0, record["seq"], endpoint, replay))
             if record["cancelled_at"] is not None:
-                events.append((record["cancelled_at"], 1, record["seq"], endpoint, record))
+                events.append((record["cancelled_at"], 1, record["seq"], endpoint, replay))
         events.sort(key=lambda e: e[:3])
         queue = self.mock.queue
         self._replaying = True
         try:
-            for at, kind, _, endpoint, record in events:
+            for at, kind, _, endpoint, replay in events:
+                record, parsed, origin, answer = replay
                 if kind == 1:
                     queue.cancel(record["request_id"], at=at)
                     continue
                 request = queue.submit(
-                    endpoint, self._parsed(endpoint, record), record["request_id"],
+                    endpoint, parsed, record["request_id"],
                     at=at, eligible_at=record["eligible_at"], duration=record["duration"],
                 )
                 request.webhook_url = record["webhook_url"]
-                if record["origin"]:
-                    request.origin = tuple(orjson.loads(record["origin"]))
+                if origin is not None:
+                    request.origin = origin
                 request.error, request.error_type = record["error"], record["error_type"]
-                if record["answer_status"] is not None:
-                    request.answer = Answer(record["answer_status"], bytes(record["answer_body"]),
-                                            _headers_of(record["answer_headers"]))
+                if answer is not None:
+                    request.answer = answer
             # Up to the last moment the old server was alive: what finished then was already
             # seen (and its webhook sent); later completions happen live, listeners and all.
             if last_seen is not None:
@@ -267,8 +349,46 @@ class Persistence:
             self._replaying = False
         if dropped:
             db.executemany("DELETE FROM requests WHERE request_id=?", [(rid,) for rid in dropped])
+        if self.skipped:
+            shown = ", ".join(f"{rid} ({why})" for rid, why in self.skipped[:3])
+            more = f" and {len(self.skipped) - 3} more" if len(self.skipped) > 3 else ""
+            log.warning("fal-mock: skipped %d damaged request(s) in %s and deleted them: %s%s",
+                        len(self.skipped), self.db_path, shown, more)
         self._apply(self._take_ops_unlocked())  # requests the replay itself forgot (max_requests)
+        self._unwritten = 0
         return len(queue)
+
+    def _replay_of(self, endpoint: Any, record: dict) -> tuple:
+        """A stored request checked and made ready to replay: (record, parsed, origin, answer).
+        Raises ValueError (or any decoding error) for a damaged row."""
+        if not isinstance(record["request_id"], str) or not record["request_id"]:
+            raise ValueError("no request id")
+        if not isinstance(record["seq"], int):
+            raise ValueError("bad sequence number")
+        for column in ("submitted_at", "eligible_at", "duration", "cancelled_at"):
+            value = record[column]
+            if value is None and column == "cancelled_at":
+                continue
+            if _stored_time(value) is None:
+                raise ValueError(f"{column} out of range")
+        parsed = self._parsed(endpoint, record)
+        if isinstance(parsed, Answer) and not _is_status(parsed.status):
+            raise ValueError("stored status out of range")
+        origin = None
+        if record["origin"]:
+            origin = tuple(orjson.loads(record["origin"]))
+            if len(origin) != 2 or not all(isinstance(part, str) for part in origin):
+                raise ValueError("bad origin")
+        answer = None
+        if record["answer_status"] is not None:
+            if not _is_status(record["answer_status"]):
+                raise ValueError("stored status out of range")
+            answer = Answer(record["answer_status"], bytes(record["answer_body"]),
+                            _headers_of(record["answer_headers"]))
+        for column in ("webhook_url", "error", "error_type"):
+            if record[column] is not None and not isinstance(record[column], str):
+                raise ValueError(f"bad {column}")
+        return record, parsed, origin, answer
 
     @staticmethod
     def _parsed(endpoint: Any, record: dict) -> Parsed | Answer:
@@ -276,6 +396,8 @@ class Persistence:
             return Answer(record["rejected_status"], bytes(record["rejected_body"] or b""),
                           _headers_of(record["rejected_headers"]))
         notes = orjson.loads(record["notes"]) if record["notes"] else []
+        if not isinstance(notes, list):
+            raise ValueError("bad notes")
         parsed = endpoint.parse(bytes(record["params"]))  # params as used: parse is the identity
         if isinstance(parsed, Answer):
             # Rules changed between runs (--validation): keep the rejection it now gets.
@@ -286,6 +408,9 @@ class Persistence:
     def _push(self, op: tuple) -> None:
         with self._ops_lock:
             self._ops.append(op)
+            self._unwritten += 1
+            if self._unwritten > self.backlog_limit and self.failure is None and self._writer is not None:
+                self._wait_for_writer()
             if self._scheduled or self._closed:
                 return
             try:
@@ -294,6 +419,17 @@ class Persistence:
                 return  # no loop here: the writer thread's idle tick flushes it
             self._scheduled = True
         loop.call_later(self.flush_interval, self.flush)
+
+    def _wait_for_writer(self) -> None:
+        """Back-pressure (lock held): the writer is a flush interval behind.  Hand it what is
+        gathered and wait, bounded, until it has committed that.  The call just recorded stays
+        for the next flush: the HTTP layer still sets its webhook URL and origin."""
+        ops, self._ops = self._ops[:-1], self._ops[-1:]
+        if ops:
+            self._writes.put(ops)
+        self._written.wait_for(
+            lambda: self._unwritten <= len(self._ops) or self.failure is not None or self._closed,
+            timeout=BACKPRESSURE_WAIT)
 
     def _on_record(self, kind: str, request: "QueuedRequest") -> None:
         if kind == "forget":
@@ -364,36 +500,93 @@ class Persistence:
     def _write_forever(self) -> None:
         while True:
             try:
-                batch = self._writes.get(timeout=HEARTBEAT)
+                batch = self._writes.get(timeout=RETRY_INTERVAL if self._retry else HEARTBEAT)
             except _queue.Empty:
                 with self._ops_lock:  # calls made where no loop runs (sync use)
                     pending = bool(self._ops) and not self._scheduled
                 if pending:
                     self.flush()
                     continue
-                self._commit([])  # heartbeat: still alive
+                self._commit([])  # heartbeat (still alive), or a retry of what failed
                 continue
             if batch is None:
+                self._commit([])
                 return
-            ops = [self._row(op) for op in batch]
+            batches, stop = [batch], False
             while True:  # coalesce what else is waiting into this transaction
                 try:
                     more = self._writes.get_nowait()
                 except _queue.Empty:
                     break
                 if more is None:
-                    self._commit(ops)
-                    return
-                ops.extend(self._row(op) for op in more)
-            self._commit(ops)
+                    stop = True
+                    break
+                batches.append(more)
+            self._commit([op for ops in batches for op in ops])
+            if stop:
+                return
 
     def _commit(self, ops: list[tuple]) -> None:
+        """Write the rows that failed before, then ``ops``, in one transaction.  On failure
+        keep them all for the next attempt and say why in :attr:`failure`."""
+        started, cpu = time.perf_counter(), time.thread_time()
+        rows = self._retry + self._rows(ops)
         try:
-            self._apply(ops)
-        except Exception:
-            log.exception("fal-mock: writing the state folder failed")
+            self._apply(rows)
+        except Exception as exc:
+            self._retry = rows
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+            failure = (f"cannot write the state folder {self.directory}: {reason}; "
+                       f"{len(rows)} recorded calls kept in memory and retried")
+            if self.failure is None:
+                log.error("fal-mock: %s", failure)
+            with self._ops_lock:
+                self.failure = failure
+                self._attempts += 1
+                self._written.notify_all()
+            return
+        if self.failure is not None:
+            log.warning("fal-mock: the state folder %s is written again", self.directory)
+        self._retry = []
+        if len(rows) >= 64:  # per-call cost, from batches large enough to show it
+            # what the writer needs of the process: its own CPU time plus what it waited for the
+            # disk, not the time it waited for the GIL (the loop yields it while held back)
+            wall, own = time.perf_counter() - started, time.thread_time() - cpu
+            cost = min(wall, 2 * own) / len(rows)
+            self._op_cost = cost if self._op_cost is None else 0.7 * self._op_cost + 0.3 * cost
+            self.backlog_limit = max(MIN_BACKLOG, int(self.flush_interval / self._op_cost))
+        with self._ops_lock:
+            self.failure = None
+            self._attempts += 1
+            self._unwritten -= len(rows)
+            self._written.notify_all()
+
+    def _rows(self, ops: list[tuple]) -> list[tuple]:
+        """The rows of ``ops``; a call that cannot be turned into one (a bug, not the disk) is
+        logged and counted as written, so that the writer thread never dies of it."""
+        rows = []
+        for op in ops:
+            try:
+                rows.append(self._row(op))
+            except Exception as exc:
+                log.error("fal-mock: a %s call cannot be stored (%s: %s); skipped", op[0], type(exc).__name__, exc)
+                rows.append(("skipped",))
+        return rows
+
+    def wait_written(self, timeout: float = 10.0) -> bool:
+        """Hand what is gathered to the writer and wait until every recorded call is committed
+        (True), or the writer's next attempt fails, or ``timeout`` passes (False).  For tests
+        and benchmarks."""
+        self.flush()
+        with self._ops_lock:
+            attempts = self._attempts
+            return self._written.wait_for(
+                lambda: self._unwritten <= 0 or (self.failure is not None and self._attempts > attempts),
+                timeout) and self._unwritten <= 0
 
     def _apply(self, ops: list[tuple]) -> None:
+        import sqlite3
+
         db = self._db
         db.execute("BEGIN")
         try:
@@ -413,7 +606,16 @@ class Persistence:
             db.execute("COMMIT")
             self.batches += 1
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite may have rolled back already (disk full)
+                try:
+                    db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            try:  # the upload totals counted what was rolled back
+                self._upload_seq, self._upload_total = db.execute(
+                    "SELECT COALESCE(MAX(seq), 0) + 1, COALESCE(SUM(size), 0) FROM uploads").fetchone()
+            except sqlite3.Error:
+                pass
             raise
 
     def _apply_run(self, db: sqlite3.Connection, kind: str, ops: list[tuple]) -> None:
@@ -436,6 +638,8 @@ class Persistence:
         elif kind == "upload":
             _, name, data, content_type = op
             self._write_upload(db, name, data, content_type)
+        elif kind == "skipped":
+            pass
         elif kind == "clear":
             db.execute("DELETE FROM requests")
             db.execute("DELETE FROM files")
@@ -447,7 +651,9 @@ class Persistence:
     def _write_upload(self, db: sqlite3.Connection, name: str, data: bytes, content_type: str) -> None:
         path = self.uploads_dir / name
         tmp = path.with_name(f".{name}.tmp")
-        tmp.write_bytes(data)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
         os.replace(tmp, path)
         old = db.execute("SELECT size FROM uploads WHERE name=?", (name,)).fetchone()
         if old:
@@ -531,16 +737,18 @@ class Persistence:
         if self._closed:
             return
         self.flush()
-        self._closed = True
+        with self._ops_lock:
+            self._closed = True
+            self._written.notify_all()
         self._writes.put(None)
         if self._writer is not None:
             self._writer.join(30)
         with self._ops_lock:
             rest, self._ops = self._ops, []
-        try:
-            self._apply([self._row(op) for op in rest])  # anything pushed while stopping; marks last_seen
-        except Exception:
-            log.exception("fal-mock: writing the state folder failed")
+        self._commit(rest)  # anything pushed while stopping (and what failed before); marks last_seen
+        if self._retry:
+            log.error("fal-mock: %d recorded calls could not be written to %s and are lost: %s",
+                      len(self._retry), self.directory, self.failure)
         self._db.close()
         with self._reader_lock:
             self._reader.close()
@@ -558,10 +766,80 @@ _COLUMNS = (
 )
 
 
+def _stored_time(value: Any) -> float | None:
+    """A stored time or duration, or None when it is not one (damage: text, NaN, 1e308)."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) and 0 <= value <= _MAX_TIME else None
+
+
+def _is_status(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599
+
+
+def _private_folder(path: Path) -> None:
+    """Create ``path`` (0700), or tighten an existing one to 0700."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.is_dir():  # mkdir's exist_ok passes a symlink to a file
+        raise NotADirectoryError(20, "Not a directory", str(path))
+    _tighten(path, 0o700)
+
+
+def _private_file(path: Path, create: bool = True) -> None:
+    """Make ``path`` 0600 (creating it empty, already private, when ``create``)."""
+    if create:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    _tighten(path, 0o600)
+
+
+def _tighten(path: Path, mode: int) -> None:
+    if os.name == "nt":  # POSIX modes do not apply
+        return
+    try:
+        if stat.S_IMODE(path.stat().st_mode) & ~mode:
+            os.chmod(path, stat.S_IMODE(path.stat().st_mode) & mode)
+    except FileNotFoundError:
+        pass
+    except PermissionError:  # not the owner: we can still use it, others may read it
+        log.warning("fal-mock: could not make %s private (mode %o): not its owner", path, mode)
+
+
+def _folder_problem(directory: Path, exc: OSError) -> str:
+    import errno
+
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+        return (f"fal-mock: the state folder {directory} (or a folder in it) is a file, not a folder: "
+                "move that file away or give another --state-dir")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (f"fal-mock: the state folder {directory} cannot be written ({exc.strerror}): "
+                "make it writable by this user or give another --state-dir")
+    return f"fal-mock: the state folder {directory} cannot be used ({exc.strerror or exc}): give another --state-dir"
+
+
+def _database_problem(directory: Path, db_path: Path, exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, OSError):
+        return _folder_problem(directory, exc)
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return (f"fal-mock: the state folder {directory} cannot be written ({text}): "
+                "make it and its files writable by this user or give another --state-dir")
+    return (f"fal-mock: the state database {db_path} is damaged ({text}): move it aside "
+            f"(mv {db_path} {db_path}.damaged) to start with an empty state, or give another --state-dir")
+
+
 def _acquire_lock(path: Path) -> int:
     import fcntl
 
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StateDirUnusable(_folder_problem(path.parent, exc)) from None
+    _tighten(path, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

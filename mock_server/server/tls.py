@@ -6,10 +6,13 @@ trusts.  :func:`ensure_tls` keeps, in ``<state_dir>/tls/``:
 
 ``ca.pem`` / ``ca-key.pem``
     A local CA ("fal-mock local CA", EC P-256, 10 years).  Created once and never
-    regenerated while it is present and valid, so a shell that trusts it keeps
-    trusting it across restarts.  It carries name constraints (``localhost``,
-    ``*.localhost``, ``127.0.0.0/8``, ``::1``) so that even a leaked CA key cannot
-    be used to impersonate a real site.
+    regenerated while it is present, valid and current, so a shell that trusts it keeps
+    trusting it across restarts.  It carries name constraints (DNS ``localhost`` and
+    ``*.localhost``, IP ``127.0.0.0/8`` and ``::1``; e-mail and URI names only under
+    the reserved ``invalid`` name, so none that exists) and an extended key usage of
+    serverAuth alone, so that even a leaked CA key can sign nothing but server
+    certificates for loopback names.  A CA made before those limits (or with other
+    ones) is replaced on the next start, with one line on stderr saying so.
 ``server.pem`` / ``server-key.pem``
     The server certificate, signed by that CA, for ``127.0.0.1``, ``::1``,
     ``localhost``, ``*.localhost`` and ``queue.localhost``.  Regenerated (by the same CA) when it is
@@ -31,6 +34,7 @@ import datetime as _dt
 import ipaddress
 import os
 import ssl
+import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -76,9 +80,16 @@ _CA_NAME_CONSTRAINTS = x509.NameConstraints(
         x509.DNSName("localhost"),  # also covers every *.localhost name
         x509.IPAddress(ipaddress.ip_network("127.0.0.0/8")),
         x509.IPAddress(ipaddress.ip_network("::1/128")),
+        # A type named in the permitted subtrees restricts every name of that type: e-mail
+        # addresses and URIs only on the reserved host "invalid" (RFC 2606), i.e. none real.
+        x509.RFC822Name("invalid"),
+        x509.UniformResourceIdentifier("invalid"),
     ],
     excluded_subtrees=None,
 )
+#: What the CA's certificates may be used for: TLS servers only (no client, code or
+#: e-mail signing), honoured by OpenSSL on every certificate of the chain.
+_CA_EXTENDED_KEY_USAGE = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH])
 
 CA_CERT = "ca.pem"
 CA_KEY = "ca-key.pem"
@@ -105,9 +116,23 @@ class TLSFiles:
 def ensure_tls(state_dir: Path) -> TLSFiles:
     """Create (or reuse) the CA, server certificate and bundle under ``state_dir/tls``.
 
-    Idempotent and safe to call from several processes at once.
+    Idempotent and safe to call from several processes at once.  A folder that cannot be
+    used (a file in its place, not writable) raises
+    :class:`~mock_server.features.persistence.StateDirUnusable` with a one-line message.
     """
     tls_dir = Path(state_dir).expanduser() / "tls"
+    try:
+        return _ensure_tls(tls_dir)
+    except OSError as exc:
+        from mock_server.features.persistence import StateDirUnusable
+
+        raise StateDirUnusable(
+            f"fal-mock: the TLS folder {tls_dir} cannot be used ({exc.strerror or exc}"
+            f"{': ' + str(exc.filename) if exc.filename else ''}): make the state folder a writable "
+            "folder (or move the file in its place away), or give another --state-dir") from None
+
+
+def _ensure_tls(tls_dir: Path) -> TLSFiles:
     tls_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     _chmod(tls_dir, 0o700)
     files = TLSFiles(
@@ -120,6 +145,11 @@ def ensure_tls(state_dir: Path) -> TLSFiles:
     with _locked(tls_dir / LOCK):
         now = _now()
         ca = _load_pair(files.ca_cert, ca_key_path)
+        if ca is not None and _ca_usable(ca[0], now) and not _ca_current(ca[0]):
+            print(f"fal-mock: the local CA in {tls_dir} predates its current limits (name constraints, "
+                  "server-only key usage); issued a new one: trust the new bundle.pem / ca.pem",
+                  file=sys.stderr)
+            ca = None
         if ca is None or not _ca_usable(ca[0], now):
             _write_pair(files.ca_cert, ca_key_path, *_make_ca(now))
             # Re-read what is on disk: without a working lock another process may have
@@ -200,6 +230,7 @@ def _make_ca(now: _dt.datetime) -> tuple[x509.Certificate, ec.EllipticCurvePriva
             critical=True,
         )
         .add_extension(_CA_NAME_CONSTRAINTS, critical=True)
+        .add_extension(_CA_EXTENDED_KEY_USAGE, critical=False)
         .add_extension(ski, critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
         .sign(key, hashes.SHA256())
@@ -285,6 +316,16 @@ def _ca_usable(cert: x509.Certificate, now: _dt.datetime) -> bool:
     except Exception:  # missing extension, bad signature, unsupported key type
         return False
     return bool(bc.ca) and cert.not_valid_before_utc <= now < cert.not_valid_after_utc
+
+
+def _ca_current(cert: x509.Certificate) -> bool:
+    """Whether the CA carries exactly today's limits (see the module doc)."""
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.NameConstraints).value
+        usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return False
+    return constraints == _CA_NAME_CONSTRAINTS and list(usage) == list(_CA_EXTENDED_KEY_USAGE)
 
 
 def _server_usable(cert: x509.Certificate, ca_cert: x509.Certificate, now: _dt.datetime) -> bool:

@@ -8,9 +8,12 @@ link-local network.  So before every connection (the first one and each redirect
 1. the host name is refused outright when it is a metadata name
    (``metadata.google.internal``, ``metadata.goog``, ``metadata``);
 2. it is resolved (``getaddrinfo``, off the event loop) and **every** address it resolves
-   to is checked: link-local (169.254.0.0/16, fe80::/10, also IPv4-mapped), the metadata
-   addresses (169.254.169.254, fd00:ec2::254, Alibaba's 100.100.100.200), unspecified
-   (0.0.0.0, ::) and multicast are refused;
+   to is checked: link-local (169.254.0.0/16, fe80::/10), the metadata addresses
+   (169.254.169.254, fd00:ec2::254, Alibaba's 100.100.100.200), unspecified (0.0.0.0, ::)
+   and multicast are refused -- also when an IPv6 address carries one of those IPv4
+   addresses inside it (IPv4-mapped and -compatible, 6to4 ``2002::/16``, Teredo ``2001::/32``,
+   NAT64 ``64:ff9b::/96`` and the local-use ``64:ff9b:1::/48``, RFC 6052/8215), since a
+   translator on the path would deliver the packet to that IPv4 address;
 3. the connection is then **pinned** to the first checked address: the URL handed to the
    HTTP client names that IP, with the original ``Host`` header (and, for https, the
    original name for SNI and certificate checking).
@@ -38,6 +41,14 @@ METADATA_HOSTS = frozenset(("metadata.google.internal", "metadata.goog", "metada
 #: Metadata addresses outside the link-local ranges (AWS IPv6, Alibaba Cloud).
 _METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200"))
 _LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
+#: NAT64 prefixes (RFC 6052 well-known, RFC 8215 local-use) and where each may carry its IPv4
+#: address: byte offsets of the four octets for the prefix lengths the prefix can be used with
+#: (RFC 6052 section 2.2 skips bits 64-71).
+_NAT64 = (
+    (ipaddress.ip_network("64:ff9b::/96"), ((12, 13, 14, 15),)),
+    (ipaddress.ip_network("64:ff9b:1::/48"),
+     ((6, 7, 9, 10), (7, 9, 10, 11), (9, 10, 11, 12), (12, 13, 14, 15))),
+)
 
 #: ``getaddrinfo(host, port, type=SOCK_STREAM)``; tests may replace it (module attribute).
 getaddrinfo: Callable[..., list[Any]] = socket.getaddrinfo
@@ -53,14 +64,7 @@ def blocked_reason(address: str) -> str | None:
         ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
     except ValueError:
         return "not an IP address"
-    candidates = [ip]
-    if isinstance(ip, ipaddress.IPv6Address):
-        for embedded in (ip.ipv4_mapped, ip.sixtofour):
-            if embedded is not None:
-                candidates.append(embedded)
-        if ip.packed[:12] == bytes(12) and int(ip) > 1:  # deprecated IPv4-compatible ::a.b.c.d
-            candidates.append(ipaddress.IPv4Address(ip.packed[12:]))
-    for candidate in candidates:
+    for candidate in [ip, *_embedded_ipv4(ip)]:
         if candidate in _METADATA_ADDRESSES:
             return "a cloud metadata address"
         if any(candidate in net for net in _LINK_LOCAL if net.version == candidate.version):
@@ -70,6 +74,29 @@ def blocked_reason(address: str) -> str | None:
         if candidate.is_multicast:
             return "a multicast address"
     return None
+
+
+def _embedded_ipv4(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries for a translator or tunnel to reach."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return []
+    found: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d
+        found.append(ip.ipv4_mapped)
+    if ip.sixtofour is not None:  # 2002:AABB:CCDD::/48
+        found.append(ip.sixtofour)
+    if ip.teredo is not None:  # 2001:0:SERVER::~CLIENT (the client address is stored inverted)
+        found.extend(ip.teredo)
+    packed = ip.packed
+    if packed[:12] == bytes(12) and int(ip) > 1:  # deprecated IPv4-compatible ::a.b.c.d
+        found.append(ipaddress.IPv4Address(packed[12:]))
+    for prefix, layouts in _NAT64:
+        if ip in prefix:
+            decoded = [ipaddress.IPv4Address(bytes(packed[i] for i in octets)) for octets in layouts]
+            # the local-use prefix's length is the network's choice: every layout is checked,
+            # and the zeros a layout that is not in use reads are no address at all
+            found.extend(d for d in decoded if len(decoded) == 1 or not d.is_unspecified)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
