@@ -80,6 +80,10 @@ class FalMock:
         await self.webhooks.stop()
         await self.driver.stop()
 
+    def store_failure(self) -> str | None:
+        """Why the state folder cannot be written right now (``--state-dir``), else None."""
+        return None if self.persistence is None else self.persistence.failure
+
     def close(self) -> None:
         """Write out and release persisted state (a no-op without persistence)."""
         if self.persistence is not None:

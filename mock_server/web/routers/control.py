@@ -101,8 +101,15 @@ _guarded = control_router(prefix="/_mock", tags=["control"])
 
 @_open.get("/_mock/health")
 async def health(request: Request, mock: FalMock = Depends(get_emulator)) -> RawResponse:
-    """200 once the server accepts requests; ``preloaded`` once everything is in memory."""
-    return ok({"status": "ok", "requests": len(mock.queue), "preloaded": request.app.state.preloaded()})
+    """200 once the server accepts requests; ``preloaded`` once everything is in memory.  503
+    ``degraded`` with ``store_error`` while the state folder cannot be written (``--state-dir``:
+    what is acknowledged is kept in memory and retried; submits answer 503 meanwhile)."""
+    failure = mock.store_failure()
+    body = {"status": "ok" if failure is None else "degraded", "requests": len(mock.queue),
+            "preloaded": request.app.state.preloaded()}
+    if failure is not None:
+        body["store_error"] = failure
+    return ok(body, 200 if failure is None else 503)
 
 
 only(_open, "/_mock/health", ("GET",))
