@@ -36,7 +36,7 @@ from mock_server.core.faults import Fault
 from mock_server.core.journal import BODY_KEEP
 from mock_server.emulator import FalMock, app_of
 from mock_server.settings import Settings
-from mock_server.core.paths import CDN_PREFIX, DASHBOARD_ROOT, FILES_PREFIX, PROXY_PATH, REST_PREFIX, own_file_name
+from mock_server.core.paths import CDN_PREFIX, FILES_PREFIX, PROXY_PATH, REST_PREFIX, own_file_name
 from mock_server.core.queue import (
     ALREADY_COMPLETED,
     CANCELLATION_REQUESTED,
@@ -106,9 +106,8 @@ class FalMockApp:
         self._features_lock = threading.Lock()
         control.install(self)
         webhooks.install(self)  # before storage, whose /_mock/rest/ mount would hide the JWKS path
-        # Uploads and the dashboard load on their first call (~8 ms less start-up):
+        # Uploads load on their first call (~8 ms less start-up):
         self._mount_on_first_use("mock_server.storage", (REST_PREFIX, CDN_PREFIX, FILES_PREFIX))
-        self._mount_on_first_use("mock_server.dashboard", (DASHBOARD_ROOT,))  # last: every /_mock/ path left over
 
     @property
     def settings(self) -> Settings:
@@ -150,11 +149,6 @@ class FalMockApp:
     def uploads(self) -> Any:
         """The storage service (uploads, CDN tokens), loaded on first use."""
         return self._feature("mock_server.storage")
-
-    @property
-    def dashboard(self) -> Any:
-        """The dashboard service, loaded on first use."""
-        return self._feature("mock_server.dashboard")
 
     def on_startup(self, hook: Callable[[], Any]) -> None:
         """Run ``hook()`` on the server's loop once it starts (before the first request)."""

@@ -19,7 +19,7 @@ import shutil
 import httpx
 import pytest
 
-from mock_server import dashboard
+from mock_server.features import dashboard
 from mock_server.server.background import BackgroundServer
 from mock_server.emulator import FalMock
 from mock_server.pytest_plugin import FalMockFixture, _wire_fal_client
@@ -57,8 +57,6 @@ def png_data_uri(size: int = 400, color=(200, 40, 40), noise: bool = False) -> s
 def server():
     mock = FalMock(Settings(profile="default", speed=1.0))
     background = BackgroundServer(mock)
-    if getattr(background.legacy, "dashboard", None) is None:  # until app.py installs it itself
-        dashboard.install(background.legacy)
     background.start()
     yield background
     background.stop()
@@ -339,7 +337,7 @@ def test_remote_inputs_are_never_fetched_and_data_inputs_are_reserved_safely(ser
 
 
 def test_a_slow_browser_is_dropped_not_waited_for():
-    client = dashboard._Client()
+    client = dashboard.Subscriber()
     for _ in range(dashboard.CLIENT_QUEUE):
         client.offer(b"x")
     assert not client.gone.is_set()

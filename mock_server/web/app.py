@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from mock_server.emulator import FalMock
 from mock_server.web.journaling import JournalMiddleware
 from mock_server.web.responses import AnswerError, AnswerResponse
+from mock_server.web.routers import dashboard
 
 
 def create_app(emulator: FalMock, *, preloaded: Callable[[], bool] | None = None) -> FastAPI:
@@ -33,6 +34,7 @@ def create_app(emulator: FalMock, *, preloaded: Callable[[], bool] | None = None
         try:
             yield
         finally:
+            dashboard.end_streams(app)
             await legacy.shutdown()
             await emulator.stop()
 
@@ -52,10 +54,19 @@ def create_app(emulator: FalMock, *, preloaded: Callable[[], bool] | None = None
     async def answer_error(request: Request, exc: AnswerError) -> AnswerResponse:
         return AnswerResponse(exc.answer)
 
+    # last among the /_mock/ routers: its /_mock/ and /_mock/ui/... catch-alls answer fal's 404/405
+    app.include_router(dashboard.router)
     app.mount("/", legacy)
+    # every /_mock/ path no router serves: fal's 404 (reached once nothing is mounted at "/")
+    app.include_router(dashboard.unknown_paths)
     app.add_middleware(JournalMiddleware, emulator=emulator)
     app.state.legacy = legacy
     # what the server's fast lane calls (mock_server.server.fastlane)
     app.fast_lane = legacy.fast_lane  # type: ignore[attr-defined]
-    app.begin_shutdown = legacy.begin_shutdown  # type: ignore[attr-defined]
+
+    def begin_shutdown() -> None:
+        legacy.begin_shutdown()
+        dashboard.end_streams(app)
+
+    app.begin_shutdown = begin_shutdown  # type: ignore[attr-defined]
     return app

@@ -1,0 +1,1 @@
+"""The web face's routers, one module per area, each exposing ``router`` (an ``APIRouter``)."""
