@@ -343,3 +343,32 @@ def test_a_slow_browser_is_dropped_not_waited_for():
     assert not client.gone.is_set()
     client.offer(b"one too many")
     assert client.gone.is_set() and client.queue.qsize() == dashboard.CLIENT_QUEUE
+
+
+def test_an_open_event_stream_holds_a_queue_watch_and_ends_when_the_server_stops():
+    import threading
+    import time
+
+    server = BackgroundServer(FalMock(Settings(profile="instant"))).start()
+    received: list[bytes] = []
+
+    def listen() -> None:
+        with httpx.stream("GET", server.url + "/_mock/ui/events", timeout=30) as answer:
+            for chunk in answer.iter_bytes():
+                received.append(chunk)
+
+    listener = threading.Thread(target=listen, daemon=True)
+    try:
+        listener.start()
+        deadline = time.monotonic() + 10
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert received and received[0].startswith(b"retry: 1000\n\nevent: hello\n")
+        assert server.mock.driver.watched  # the queue moves on the clock while a browser watches
+    finally:
+        started = time.monotonic()
+        server.stop()
+        stopped = time.monotonic() - started
+    listener.join(5)
+    assert not listener.is_alive() and stopped < 1.0, f"stop took {stopped:.2f} s"
+    assert not server.mock.driver.watched

@@ -196,8 +196,6 @@ class EventStream(Response):
     """The live feed as server-sent events, until the browser leaves, falls too far behind
     (dropped: its ``EventSource`` reconnects and resyncs) or the server stops."""
 
-    media_type = "text/event-stream"
-
     def __init__(self, dashboard: "Dashboard") -> None:
         self.feed = dashboard.feed
         self.status_code = 200
