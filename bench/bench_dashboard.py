@@ -24,10 +24,11 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from mock_server import dashboard  # noqa: E402
+from mock_server.features import dashboard  # noqa: E402
 from mock_server.server.background import BackgroundServer  # noqa: E402
 from mock_server.emulator import FalMock  # noqa: E402
 from mock_server.settings import Settings  # noqa: E402
+from mock_server.web.routers.dashboard import dashboard_of  # noqa: E402
 
 ENDPOINT = "fal-ai/wan-25-preview/image-to-image"
 AUTH = {"Authorization": "Key bench:secret"}
@@ -86,8 +87,6 @@ def main() -> int:
     rows = []
     for mode in ("mixed", "submits"):
         server = BackgroundServer(FalMock(Settings(profile="instant", journal_size=args.entries)))
-        if getattr(server.legacy, "dashboard", None) is None:
-            dashboard.install(server.legacy)
         server.start()
         try:
             with httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as client:
@@ -101,7 +100,7 @@ def main() -> int:
                         client.get(submitted["response_url"])
                     i += 1
                 fill_s = time.perf_counter() - started
-                count = len(server.call(server.legacy.dashboard.rows))
+                count = len(server.call(dashboard_of(server.app).rows))
                 last = max(1, -(-count // dashboard.PAGE_SIZE))
                 cases = {"/_mock/": "page 1", f"/_mock/?page={last}": "last page",
                          "/_mock/?status=COMPLETED": "status filter", "/_mock/ui/rows": "rows fragment"}

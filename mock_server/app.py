@@ -96,7 +96,6 @@ class FalMockApp:
         # Feature modules add their routes under /_mock/ and their start-up work here.
         # the dashboard's detail view reads the delivery log here (until its router reads the emulator's)
         self.webhooks = mock.webhooks
-        self.dashboard: Any = None  # installed by create_app, after every other /_mock/ mount
 
     @property
     def settings(self) -> Settings:

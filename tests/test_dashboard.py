@@ -19,7 +19,7 @@ import shutil
 import httpx
 import pytest
 
-from mock_server import dashboard
+from mock_server.features import dashboard
 from mock_server.server.background import BackgroundServer
 from mock_server.emulator import FalMock
 from mock_server.pytest_plugin import FalMockFixture, _wire_fal_client
@@ -57,8 +57,6 @@ def png_data_uri(size: int = 400, color=(200, 40, 40), noise: bool = False) -> s
 def server():
     mock = FalMock(Settings(profile="default", speed=1.0))
     background = BackgroundServer(mock)
-    if getattr(background.legacy, "dashboard", None) is None:  # until app.py installs it itself
-        dashboard.install(background.legacy)
     background.start()
     yield background
     background.stop()
@@ -339,9 +337,38 @@ def test_remote_inputs_are_never_fetched_and_data_inputs_are_reserved_safely(ser
 
 
 def test_a_slow_browser_is_dropped_not_waited_for():
-    client = dashboard._Client()
+    client = dashboard.Subscriber()
     for _ in range(dashboard.CLIENT_QUEUE):
         client.offer(b"x")
     assert not client.gone.is_set()
     client.offer(b"one too many")
     assert client.gone.is_set() and client.queue.qsize() == dashboard.CLIENT_QUEUE
+
+
+def test_an_open_event_stream_holds_a_queue_watch_and_ends_when_the_server_stops():
+    import threading
+    import time
+
+    server = BackgroundServer(FalMock(Settings(profile="instant"))).start()
+    received: list[bytes] = []
+
+    def listen() -> None:
+        with httpx.stream("GET", server.url + "/_mock/ui/events", timeout=30) as answer:
+            for chunk in answer.iter_bytes():
+                received.append(chunk)
+
+    listener = threading.Thread(target=listen, daemon=True)
+    try:
+        listener.start()
+        deadline = time.monotonic() + 10
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert received and received[0].startswith(b"retry: 1000\n\nevent: hello\n")
+        assert server.mock.driver.watched  # the queue moves on the clock while a browser watches
+    finally:
+        started = time.monotonic()
+        server.stop()
+        stopped = time.monotonic() - started
+    listener.join(5)
+    assert not listener.is_alive() and stopped < 1.0, f"stop took {stopped:.2f} s"
+    assert not server.mock.driver.watched

@@ -46,7 +46,7 @@ def test_a_data_uri_is_decoded_off_the_event_loop(monkeypatch):
     assert threads and threads[0] is not threading.main_thread()
 
 
-def test_unused_image_urls_are_not_kept_with_the_request():
+def test_a_large_unused_image_url_is_not_kept_with_the_request():
     endpoint = Wan25ImageToImage()
     big = "data:image/png;base64," + "A" * 100_000
     body = ('{"prompt": "x", "image_urls": ["https://e.com/a.png", "https://e.com/b.png", "%s"]}' % big).encode()

@@ -112,11 +112,13 @@ def test_recipe_re_renders_identical_bytes() -> None:
     assert env.files.renders == 2
 
 
-def test_more_than_two_urls_gives_a_note_and_only_the_used_urls_are_kept() -> None:
-    parsed = parse({"prompt": "p", "image_urls": [REMOTE, REMOTE, "ftp://never-read"]})
-    # the note is the request's log line; the unused URL is not held with the request
-    assert parsed.notes == ["Using the first 2 of 3 image_urls; the rest are ignored"]
-    assert parsed.params.image_urls == [REMOTE, REMOTE]
+def test_more_than_two_urls_gives_a_note_and_only_a_little_of_the_unused_ones_is_kept() -> None:
+    big = "data:image/png;base64," + "A" * 100_000
+    parsed = parse({"prompt": "p", "image_urls": [REMOTE, REMOTE, "ftp://never-read", big, "ftp://x"]})
+    # the note is the request's log line; a short unused URL is kept (the dashboard shows it as
+    # ignored), a long one and everything after it is not held with the request
+    assert parsed.notes == ["Using the first 2 of 5 image_urls; the rest are ignored"]
+    assert parsed.params.image_urls == [REMOTE, REMOTE, "ftp://never-read"]
     assert produce(parsed, make_env()).status == 200
 
 

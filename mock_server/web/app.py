@@ -18,7 +18,7 @@ from mock_server.emulator import FalMock
 from mock_server.web.control import bad_input
 from mock_server.web.journaling import JournalMiddleware
 from mock_server.web.responses import AnswerError, AnswerResponse
-from mock_server.web.routers import control, storage, webhooks
+from mock_server.web.routers import control, dashboard, storage, webhooks
 
 
 def create_app(emulator: FalMock, *, preloaded: Callable[[], bool] | None = None) -> FastAPI:
@@ -38,6 +38,7 @@ def create_app(emulator: FalMock, *, preloaded: Callable[[], bool] | None = None
         try:
             yield
         finally:
+            dashboard.end_streams(app)
             await legacy.shutdown()
             await emulator.stop()
 
@@ -65,7 +66,11 @@ def create_app(emulator: FalMock, *, preloaded: Callable[[], bool] | None = None
     app.include_router(control.router)
     app.include_router(webhooks.router)  # before storage: its JWKS under /_mock/rest/
     app.include_router(storage.router)
+    # last among the /_mock/ routers: its /_mock/ and /_mock/ui/... catch-alls answer fal's 404/405
+    app.include_router(dashboard.router)
     app.mount("/", legacy)
+    # every /_mock/ path no router serves: fal's 404 (reached once nothing is mounted at "/")
+    app.include_router(dashboard.unknown_paths)
 
     async def reenter(request: Any, send: Any) -> None:
         """The legacy proxy's rest.fal.ai / *.fal.media targets: the app again, at the storage
@@ -76,12 +81,14 @@ def create_app(emulator: FalMock, *, preloaded: Callable[[], bool] | None = None
 
     legacy.mount(REST_PREFIX, reenter)
     legacy.mount(CDN_PREFIX, reenter)
-    from mock_server import dashboard  # the legacy face's last mount: every /_mock/ path left over
-
-    legacy.dashboard = dashboard.install(legacy)
     app.add_middleware(JournalMiddleware, emulator=emulator)
     app.state.legacy = legacy
     # what the server's fast lane calls (mock_server.server.fastlane)
     app.fast_lane = legacy.fast_lane  # type: ignore[attr-defined]
-    app.begin_shutdown = legacy.begin_shutdown  # type: ignore[attr-defined]
+
+    def begin_shutdown() -> None:
+        legacy.begin_shutdown()
+        dashboard.end_streams(app)
+
+    app.begin_shutdown = begin_shutdown  # type: ignore[attr-defined]
     return app

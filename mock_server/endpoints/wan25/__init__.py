@@ -58,6 +58,23 @@ def output_file_name(request_id: str, index: int) -> str:
     return cdn_file_name(f"{request_id}/{index}", "png")
 
 
+#: Of the image_urls a request does not use, this many characters' worth are kept (the
+#: dashboard shows them as "ignored"); the rest, a data URI of megabytes say, are not held
+#: for as long as the request is remembered.
+UNUSED_URLS_KEPT = 4096
+
+
+def _kept_urls(urls: list[str]) -> list[str]:
+    """The used image_urls, then the unused ones while they fit in :data:`UNUSED_URLS_KEPT`."""
+    kept, room = list(urls[:MAX_INPUTS_READ]), UNUSED_URLS_KEPT
+    for url in urls[MAX_INPUTS_READ:]:
+        if len(url) > room:
+            break
+        kept.append(url)
+        room -= len(url)
+    return kept
+
+
 def _dumps(content: Any) -> bytes:
     try:
         return orjson.dumps(content)
@@ -144,9 +161,7 @@ class Wan25ImageToImage(Endpoint):
         count = len(params.image_urls)
         if count > MAX_INPUTS_READ:
             notes.append(f"Using the first {MAX_INPUTS_READ} of {count} image_urls; the rest are ignored")
-            # keep only what is used: an unused URL (a data URI of megabytes) is not held
-            # for as long as the request is remembered
-            update["image_urls"] = list(params.image_urls[:MAX_INPUTS_READ])
+            update["image_urls"] = _kept_urls(params.image_urls)
         if update:
             params = params.model_copy(update=update)
         return Parsed(params, notes)
