@@ -20,14 +20,15 @@ class BackgroundServer:
     """
 
     def __init__(self, mock: FalMock, host: str = "127.0.0.1", port: int = 0, tls_files=None,
-                 **uvicorn_options) -> None:
-        """``uvicorn_options`` override :func:`mock_server.server.serving.uvicorn_config`'s settings
-        (``http="httptools"`` serves without the fast lane)."""
+                 lane: bool = True, **uvicorn_options) -> None:
+        """``lane=False`` serves every call through the FastAPI routes (no fast lane; the
+        server's protocol is the same); ``uvicorn_options`` override
+        :func:`mock_server.server.serving.uvicorn_config`'s settings."""
         self.mock = mock
         self._options = uvicorn_options
         from mock_server.web.app import create_app
 
-        self.app = create_app(mock)
+        self.app = create_app(mock, lane=lane)
         self.host = host
         self._port = port
         self._tls = tls_files

@@ -32,7 +32,8 @@ class JournalMiddleware:
         self.emulator = emulator
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not journaled(scope["path"]):
+        # a call entered again at another path (the proxy's storage targets) keeps its entry
+        if scope["type"] != "http" or ENTRY in scope or not journaled(scope["path"]):
             await self.app(scope, receive, send)
             return
         emulator = self.emulator

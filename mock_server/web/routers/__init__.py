@@ -1,0 +1,1 @@
+"""One router per area of the web face, each a module exposing ``router = APIRouter(...)``."""
