@@ -13,7 +13,7 @@ from mock_server.protocol.paths import is_proxy, queue_target
 from mock_server.protocol.request import HttpRequest
 from mock_server.web.outcomes import FalRoute, fal_call, fal_calls, respond
 
-#: The scope key of a queue call's ``(path on the queue host, queue base URL)``.
+#: The scope key of a queue call's ``(path on the queue host, queue base URL, path as sent)``.
 QUEUE_TARGET = "fal_mock.queue_target"
 #: Where the queue host's calls are routed on this app, whatever the prefix or host.
 ROUTE = "/queue"
@@ -27,7 +27,8 @@ async def queue_call(request: Request):
     target = request.scope.get(QUEUE_TARGET)
     if target is None:  # /queue/... while the queue lives under another prefix: the run host
         return await respond(fal_calls(request).run_call(call, call.path))
-    return await respond(fal_calls(request).queue_call(call, *target))
+    path, queue_base, call.path = target  # the protocol words its 404s with the path as sent
+    return await respond(fal_calls(request).queue_call(call, path, queue_base))
 
 
 router.add_route(ROUTE, FalRoute(queue_call), methods=None, include_in_schema=False)
@@ -48,6 +49,6 @@ class QueueHost:
             if not path.startswith("/_mock/") and not is_proxy(path):
                 target = queue_target(path, scope.get("scheme", "http"), HttpRequest(scope, receive).host, self.prefix)
                 if target is not None:
-                    scope[QUEUE_TARGET] = target
+                    scope[QUEUE_TARGET] = (*target, path)
                     scope["path"] = ROUTE + target[0]
         await self.app(scope, receive, send)
