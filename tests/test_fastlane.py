@@ -312,3 +312,19 @@ def test_the_two_servers_differ_only_in_the_lane(servers, request):
     assert lane.config.http is plain.config.http  # the same server protocol: the transport extension is there
     assert plain.app.fast_lane is None
     assert (lane.app.fast_lane is None) == request.config.getoption("--no-lane")
+
+
+def test_the_queue_host_by_its_host_header_answers_the_same_bytes(servers):
+    """``Host: queue.*`` serves the queue without the prefix; a 404 names the path as sent."""
+    rid = submit(servers).encode()
+    queue_host = b"host: queue.mock.test:8484"
+    base = b"/fal-ai/wan-25-preview/requests/" + rid
+    for method, path, body in (("POST", b"/fal-ai/wan-25-preview/image-to-image", BODY), ("GET", base + b"/status", b""),
+                               ("GET", base, b""), ("GET", base + b"/nope", b""), ("GET", b"/fal-ai/unknown-app", b"")):
+        raw = request(method, path, body).replace(b"host: " + HOST, queue_host)
+        lane, plain = both(servers, raw)
+        assert normal(lane[0]) == normal(plain[0]), path
+        if path.endswith(b"/nope"):
+            assert b'"detail":"Path ' + base + b'/nope not found"' in lane[0]
+        if method == "POST":
+            assert b'"status_url":"http://queue.mock.test:8484/fal-ai/wan-25-preview/requests/' in lane[0]

@@ -31,8 +31,9 @@ from mock_server.core.queue import (
 from mock_server.emulator import FalMock, app_of
 from mock_server.protocol import faults
 from mock_server.protocol.auth import KeyCheck
-from mock_server.protocol.paths import QUEUE_ACTIONS, QUEUE_CALLS, queue_path, request_urls, segments
+from mock_server.protocol.paths import QUEUE_ACTIONS, QUEUE_CALLS, logs_flag, queue_path, request_urls, segments
 from mock_server.protocol.request import HttpRequest
+from mock_server.protocol.stream import status_events
 
 log = logging.getLogger("fal_mock")
 
@@ -43,10 +44,6 @@ JSON = b"application/json"
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
                (b"x-accel-buffering", b"no")]
 _CANCEL_STATUS = {CANCELLATION_REQUESTED: 202, ALREADY_COMPLETED: 400}
-_TRUE = frozenset(("1", "true", "True", "yes"))
-# The query strings the official clients send (PROTOCOL.md §3.4), answered without parsing.
-_LOGS_QUERIES = {b"": False, b"logs=0": False, b"logs=false": False, b"logs=1": True, b"logs=true": True}
-KEEPALIVE = 15.0  # seconds between ": ping" comments on an idle status stream (fal docs)
 
 
 class Outcome:
@@ -83,14 +80,6 @@ def reply_of(answer: Answer, request_id: str | None = None) -> Reply:
     if request_id:
         headers.append((b"x-fal-request-id", request_id.encode()))
     return answer.status, answer.body, headers
-
-
-def logs_flag(call: HttpRequest) -> bool:
-    """``?logs=`` as 1/0/true/false (Python sends true/false, JS and fal.apps 1/0)."""
-    flag = _LOGS_QUERIES.get(call.raw_query)
-    if flag is None:
-        flag = call.query.get("logs", "0") in _TRUE
-    return flag
 
 
 def note(call: HttpRequest, kind: str, endpoint_id: str | None, request_id: str | None = None) -> None:
@@ -329,49 +318,7 @@ class FalCalls:
         if queued is None:
             return Outcome.answer(fal_errors.status_not_found())
         headers = [*SSE_HEADERS, (b"x-fal-request-id", request_id.encode())]
-        return Outcome(200, headers=headers, events=self.status_events(call, queued, app_path, queue_base))
-
-    async def status_events(self, call: HttpRequest, queued: QueuedRequest, app_path: str,
-                            queue_base: str) -> AsyncIterator[bytes]:
-        """One ``data:`` event per change, COMPLETED last; a ``: ping`` comment keeps an idle
-        stream alive every 15 s (fal docs, queue/status-stream).
-
-        Each event carries only the log lines that are new since the previous one (fal-js
-        accumulates them, queue.ts).  The emulator's queue driver moves the queue on while
-        the stream watches; its changes wake the stream through the clock waiter.
-        """
-        with_logs = logs_flag(call)
-        waiter = self.waiter
-        emulator = self.emulator
-        clock, queue = emulator.clock, emulator.queue
-        loop = asyncio.get_running_loop()
-        release = emulator.driver.watch()
-        sent_version, sent_logs, sent_position = -1, 0, None
-        try:
-            while not self.closing:
-                now = clock.now()
-                if queue.polls is not None:
-                    queue.observe(queued)  # poll-count mode: each event counts as a poll
-                lines = queued.logs_until(now)
-                position = queue.queue_position(queued) if queued.status == IN_QUEUE else None
-                if queued.version != sent_version or len(lines) != sent_logs or position != sent_position:
-                    body = self.status_body(queued, queue_base, app_path, with_logs, now, lines[sent_logs:])
-                    sent_version, sent_logs, sent_position = queued.version, len(lines), position
-                    yield b"data: " + orjson.dumps(body) + b"\n\n"
-                if queued.status == COMPLETED:
-                    break
-                if queue.polls is not None:
-                    continue
-                # the driver's changes wake the waiter; a log line due wakes it on time
-                due = _next_log_time(queued, now)
-                when = due if due is not None else now + KEEPALIVE
-                version, idle_since = queued.version, loop.time()
-                await waiter.sleep_until(when, max_wait=KEEPALIVE)
-                # the keep-alive is real time, not mock time: a frozen clock still pings
-                if queued.version == version and loop.time() - idle_since >= KEEPALIVE:
-                    yield b": ping\n\n"
-        finally:
-            release()
+        return Outcome(200, headers=headers, events=status_events(self, call, queued, app_path, queue_base))
 
     async def run(self, call: HttpRequest, endpoint: Endpoint, body: bytes, request_id: str,
                   fault: Fault | None = None) -> Answer:
@@ -400,12 +347,3 @@ def _cut(outcome: Outcome, applied: faults.Applied | None) -> Outcome:
     if applied is not None and applied.truncate:
         outcome.truncate = True
     return outcome
-
-
-def _next_log_time(queued: QueuedRequest, now: float) -> float | None:
-    if queued.status != IN_PROGRESS:
-        return None
-    for line in queued.log_plan():
-        if line.at > now:
-            return line.at
-    return None

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from mock_server.core.paths import PROXY_PATH
+from mock_server.protocol.request import HttpRequest
 
 # (action after the request id, method) -> the call's name in the journal and fault rules
 QUEUE_CALLS = {
@@ -77,3 +78,16 @@ def request_urls(queue_base: str, app_path: str, request_id: str) -> dict[str, s
     base = f"{queue_base}/{app_path}/requests/{request_id}"
     return {"request_id": request_id, "response_url": base, "status_url": base + "/status",
             "cancel_url": base + "/cancel"}
+
+
+_TRUE = frozenset(("1", "true", "True", "yes"))
+# The query strings the official clients send (PROTOCOL.md §3.4), answered without parsing.
+_LOGS_QUERIES = {b"": False, b"logs=0": False, b"logs=false": False, b"logs=1": True, b"logs=true": True}
+
+
+def logs_flag(call: HttpRequest) -> bool:
+    """``?logs=`` as 1/0/true/false (Python sends true/false, JS and fal.apps 1/0)."""
+    flag = _LOGS_QUERIES.get(call.raw_query)
+    if flag is None:
+        flag = call.query.get("logs", "0") in _TRUE
+    return flag

@@ -1,7 +1,7 @@
 """fal calls on the web face: a route hands the protocol the call as it came (raw body, read
 within the documented limit; never FastAPI body validation: the endpoint words its 422) and
 sends the protocol's :class:`~mock_server.protocol.calls.Outcome` with the exact bytes and
-header order the fast lane writes."""
+header order the fast lane writes (:class:`~mock_server.web.responses.RawResponse`)."""
 from __future__ import annotations
 
 import asyncio
@@ -16,6 +16,7 @@ from mock_server.core import fal_errors
 from mock_server.protocol.calls import FalCalls, Outcome
 from mock_server.protocol.faults import transport_of, truncating
 from mock_server.protocol.request import BodyTooLarge, HttpRequest
+from mock_server.web.responses import RawResponse
 
 #: The scope key of the journal entry being filled for a call (web.journaling.ENTRY).
 _ENTRY = "fal_mock.journal_entry"
@@ -47,7 +48,7 @@ def fal_call(request: Request) -> HttpRequest:
     return call
 
 
-async def respond(pending: Awaitable[Outcome]) -> "OutcomeResponse":
+async def respond(pending: Awaitable[Outcome]) -> Response:
     """The response for a protocol call's outcome; fal's 413 past the body limit, and its 500
     (never a traceback on the wire) when the call fails."""
     try:
@@ -57,6 +58,14 @@ async def respond(pending: Awaitable[Outcome]) -> "OutcomeResponse":
     except Exception:
         traceback.print_exc(file=sys.stderr)
         outcome = Outcome.answer(fal_errors.internal_error())
+    return response_for(outcome)
+
+
+def response_for(outcome: Outcome) -> Response:
+    """A complete answer as a :class:`RawResponse`; a stream, a drop or a cut as an
+    :class:`OutcomeResponse`."""
+    if outcome.events is None and not outcome.dropped and not outcome.truncate:
+        return RawResponse(outcome.status, outcome.body, outcome.headers, outcome.content_type)
     return OutcomeResponse(outcome)
 
 
@@ -78,12 +87,7 @@ class OutcomeResponse(Response):
         if outcome.truncate:
             send = truncating(send, transport_of(scope))
         if outcome.events is None:
-            body = outcome.body
-            headers = [(b"content-type", outcome.content_type), (b"content-length", b"%d" % len(body))]
-            if outcome.headers:
-                headers += outcome.headers
-            await send({"type": "http.response.start", "status": outcome.status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            await RawResponse(outcome.status, outcome.body, outcome.headers, outcome.content_type)(scope, receive, send)
             return
         await send({"type": "http.response.start", "status": outcome.status, "headers": outcome.headers})
         await _stream(outcome.events, receive, send)
@@ -105,6 +109,8 @@ async def _stream(events, receive, send) -> None:
     finally:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        failed = (await asyncio.gather(*tasks, return_exceptions=True))[0]
+        if isinstance(failed, Exception):  # the stream broke: said on stderr, the body still ends
+            traceback.print_exception(failed, file=sys.stderr)
         await events.aclose()  # releases the stream's watch on the queue driver
         await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -10,9 +10,9 @@ from starlette.responses import Response
 
 from mock_server.core import fal_errors
 from mock_server.core.paths import CDN_PREFIX, PROXY_PATH, REST_PREFIX
-from mock_server.protocol.calls import Outcome
 from mock_server.protocol.paths import proxy_target
-from mock_server.web.outcomes import FalRoute, OutcomeResponse, fal_call, fal_calls, respond
+from mock_server.web.outcomes import FalRoute, fal_call, fal_calls, respond
+from mock_server.web.responses import AnswerResponse, RawResponse
 
 router = APIRouter()
 
@@ -20,21 +20,21 @@ router = APIRouter()
 #: scope (its path tells storage's key check that the call came through the proxy).
 PROXIED_SCOPE = "fal_mock.proxied_scope"
 
-_CORS = [(b"access-control-allow-origin", b"*")]
-_PREFLIGHT = _CORS + [(b"access-control-allow-methods", b"GET, POST, PUT, DELETE, OPTIONS"),
-                      (b"access-control-allow-headers", b"*")]
+_PREFLIGHT = [(b"access-control-allow-origin", b"*"),
+              (b"access-control-allow-methods", b"GET, POST, PUT, DELETE, OPTIONS"),
+              (b"access-control-allow-headers", b"*")]
 _STAND_INS = {"rest": REST_PREFIX, "cdn": CDN_PREFIX}
 
 
 async def proxy_call(request: Request):
     """One proxied call."""
     if request.method == "OPTIONS":
-        return OutcomeResponse(Outcome(204, b"", list(_PREFLIGHT)))
+        return RawResponse(204, b"", list(_PREFLIGHT))
     call = fal_call(request)
     target = call.header("x-fal-target-url")
     if not target:
         # fal-js libs/proxy answers 400 "Invalid request" without the header.
-        return OutcomeResponse(Outcome.answer(fal_errors.detail(400, "Missing the x-fal-target-url header")))
+        return AnswerResponse(fal_errors.detail(400, "Missing the x-fal-target-url header"))
     parts = urlsplit(target)
     kind = proxy_target((parts.hostname or "").lower())
     path = parts.path or "/"
@@ -54,7 +54,7 @@ async def proxy_call(request: Request):
         return await respond(calls.run_call(call, path, proxied=True))
     if kind is None:
         # fal-js libs/proxy refuses targets outside fal's domains with 412.
-        return OutcomeResponse(Outcome.answer(fal_errors.detail(412, f"Invalid target URL: {target}")))
+        return AnswerResponse(fal_errors.detail(412, f"Invalid target URL: {target}"))
     # storage and CDN: the app's own routes for them, entered again at the rewritten path
     # (the journal keeps this call's entry)
     scope = dict(request.scope)
