@@ -2,9 +2,10 @@
 
     python bench/bench_app.py [--n 20000]
 
-Drives the app directly for the hot paths, twice: through its ASGI entry (synthetic
-scope, receive and send; what uvicorn's per-request cycle calls) and through the fast
-lane the server uses for them (``FalMockApp.fast_lane``).  It counts this thread's CPU
+Drives the app directly for the hot paths, twice: through the FastAPI face's ASGI entry
+(synthetic scope, receive and send; what uvicorn's per-request cycle calls: middleware,
+routing, the protocol call) and through the fast lane the server uses for them
+(``app.fast_lane``, :mod:`mock_server.protocol.hot`).  It counts this thread's CPU
 time, best of several rounds, so the figure is what fal-mock adds on top of the server's
 own work and stays steady on a busy machine; wrk figures (bench_queue.py, run_all.py)
 also include uvicorn, the kernel and the load generator.
@@ -16,7 +17,7 @@ import asyncio
 import json
 import time
 
-from mock_server.app import FalMockApp
+from mock_server.web.app import create_app
 from mock_server.emulator import FalMock
 from mock_server.settings import Settings
 
@@ -32,7 +33,7 @@ def scope(method: str, path: str, query: bytes = b"") -> dict:
             "root_path": "", "headers": HEADERS, "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8484)}
 
 
-async def call(app: FalMockApp, sc: dict, body: bytes = b"") -> tuple[int, bytes]:
+async def call(app, sc: dict, body: bytes = b"") -> tuple[int, bytes]:
     sent: list[dict] = []
 
     async def receive() -> dict:
@@ -45,7 +46,7 @@ async def call(app: FalMockApp, sc: dict, body: bytes = b"") -> tuple[int, bytes
     return sent[0]["status"], sent[1]["body"]
 
 
-async def timed(label: str, n: int, app: FalMockApp, sc: dict, body: bytes | list[bytes] = b"") -> float:
+async def timed(label: str, n: int, app, sc: dict, body: bytes | list[bytes] = b"") -> float:
     """Best-of-20 CPU µs per call; ``body`` may be a list of ``n`` bodies sent in turn."""
     bodies = body if isinstance(body, list) else [body] * n
     step = n // 20
@@ -76,7 +77,7 @@ async def timed(label: str, n: int, app: FalMockApp, sc: dict, body: bytes | lis
 
 
 async def main(n: int) -> None:
-    app = FalMockApp(FalMock(Settings(profile="instant")))
+    app = create_app(FalMock(Settings(profile="instant")))
     status, raw = await call(app, scope("POST", "/queue/fal-ai/wan-25-preview/image-to-image"), BODY)
     rid = json.loads(raw)["request_id"]
     base = f"/queue/fal-ai/wan-25-preview/requests/{rid}"

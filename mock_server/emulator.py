@@ -1,6 +1,6 @@
 """The running emulator's state in one object: settings, clock, queue, files, endpoints.
 
-The HTTP layer (``mock_server.app``), the CLI and the pytest plugin all drive a
+The web face (``mock_server.web``), the CLI and the pytest plugin all drive a
 :class:`FalMock`; nothing here speaks HTTP.
 """
 from __future__ import annotations

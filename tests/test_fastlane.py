@@ -1,9 +1,10 @@
-"""The server's fast lane (mock_server/fastlane.py) sends the same bytes as uvicorn's ASGI path.
+"""The server's fast lane (mock_server/server/fastlane.py, deciding in mock_server/protocol/hot.py)
+sends the same bytes as the FastAPI face.
 
-One mock is served twice: by the default server (fast lane on) and by uvicorn's plain
-httptools protocol.  Every call goes to both over raw sockets, with the same Host header,
-and the answers are compared byte for byte, except uvicorn's ``date`` header and the fresh
-request ids a submit mints.
+One mock is served twice by the same server protocol: with the fast lane on, and with it off
+(``lane=False``: every call goes through the FastAPI routes).  Every call goes to both over raw
+sockets, with the same Host header, and the answers are compared byte for byte, except
+uvicorn's ``date`` header and the fresh request ids a submit mints.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ _UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 def servers():
     mock = FalMock(Settings(profile="instant"))
     lane = BackgroundServer(mock).start()
-    plain = BackgroundServer(mock, http="httptools").start()
+    plain = BackgroundServer(mock, lane=False).start()
     yield mock, lane, plain
     lane.stop()
     plain.stop()
@@ -232,7 +233,7 @@ def test_the_lane_steps_aside_while_writes_are_paused():
 
     from uvicorn.server import ServerState
 
-    from mock_server.app import FalMockApp
+    from mock_server.web.app import create_app
     from mock_server.server.fastlane import FastLaneProtocol
     from mock_server.server.serving import uvicorn_config
 
@@ -259,8 +260,9 @@ def test_the_lane_steps_aside_while_writes_are_paused():
         def resume_reading(self) -> None: ...
 
     async def scenario() -> None:
-        app = FalMockApp(FalMock(Settings(profile="instant")))
-        config = uvicorn_config(app, app.settings)
+        mock = FalMock(Settings(profile="instant"))
+        app = create_app(mock)
+        config = uvicorn_config(app, mock.settings)
         config.load()
         protocol = FastLaneProtocol(config, ServerState(), {})
         transport = Transport()
@@ -303,3 +305,26 @@ def test_a_remembered_submit_route_follows_a_change_of_validation_profile():
         conn.close()
     finally:
         server.stop()
+
+
+def test_the_two_servers_differ_only_in_the_lane(servers, request):
+    _, lane, plain = servers
+    assert lane.config.http is plain.config.http  # the same server protocol: the transport extension is there
+    assert plain.app.fast_lane is None
+    assert (lane.app.fast_lane is None) == request.config.getoption("--no-lane")
+
+
+def test_the_queue_host_by_its_host_header_answers_the_same_bytes(servers):
+    """``Host: queue.*`` serves the queue without the prefix; a 404 names the path as sent."""
+    rid = submit(servers).encode()
+    queue_host = b"host: queue.mock.test:8484"
+    base = b"/fal-ai/wan-25-preview/requests/" + rid
+    for method, path, body in (("POST", b"/fal-ai/wan-25-preview/image-to-image", BODY), ("GET", base + b"/status", b""),
+                               ("GET", base, b""), ("GET", base + b"/nope", b""), ("GET", b"/fal-ai/unknown-app", b"")):
+        raw = request(method, path, body).replace(b"host: " + HOST, queue_host)
+        lane, plain = both(servers, raw)
+        assert normal(lane[0]) == normal(plain[0]), path
+        if path.endswith(b"/nope"):
+            assert b'"detail":"Path ' + base + b'/nope not found"' in lane[0]
+        if method == "POST":
+            assert b'"status_url":"http://queue.mock.test:8484/fal-ai/wan-25-preview/requests/' in lane[0]

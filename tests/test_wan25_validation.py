@@ -273,3 +273,15 @@ def test_a_repeated_body_is_validated_once_and_still_draws_a_fresh_seed() -> Non
     for n in range(wan25_i2i.VALIDATED_KEPT + 5):  # bounded: the memo starts afresh when full
         endpoint.parse(json.dumps({**VALID, "seed": n}).encode())
     assert len(endpoint._validated) <= wan25_i2i.VALIDATED_KEPT
+
+
+def test_a_seed_past_64_bits_is_left_to_pydantic_and_accepted_as_it_would_be():
+    """Hypothesis found it: the quick accept took seed -2**63-1, then failed to dump it (orjson
+    stops at 64 bits); such a seed now takes pydantic's path."""
+    from mock_server.endpoints.wan25._rules import LIMITS, quick_input
+
+    payload = {"prompt": "x", "image_urls": ["https://e.com/a.png"], "seed": -(2**63) - 1}
+    assert quick_input(payload, LIMITS["documented"]) is None
+    parsed = Wan25ImageToImage().parse(json.dumps(payload).encode())
+    assert isinstance(parsed, Parsed) and parsed.params.seed == -(2**63) - 1
+    assert json.loads(parsed.params.model_dump_json())["seed"] == -(2**63) - 1

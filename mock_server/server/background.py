@@ -20,14 +20,15 @@ class BackgroundServer:
     """
 
     def __init__(self, mock: FalMock, host: str = "127.0.0.1", port: int = 0, tls_files=None,
-                 **uvicorn_options) -> None:
-        """``uvicorn_options`` override :func:`mock_server.server.serving.uvicorn_config`'s settings
-        (``http="httptools"`` serves without the fast lane)."""
+                 lane: bool = True, **uvicorn_options) -> None:
+        """``lane=False`` serves every call through the FastAPI routes (no fast lane; the
+        server's protocol is the same); ``uvicorn_options`` override
+        :func:`mock_server.server.serving.uvicorn_config`'s settings."""
         self.mock = mock
         self._options = uvicorn_options
         from mock_server.web.app import create_app
 
-        self.app = create_app(mock)
+        self.app = create_app(mock, lane=lane)
         self.host = host
         self._port = port
         self._tls = tls_files
@@ -82,11 +83,6 @@ class BackgroundServer:
         # the settings the app reports (own-file URLs, banner) must name the real port
         self.mock.settings = settings.with_(port=self.port)
         return self
-
-    @property
-    def legacy(self):
-        """The raw-ASGI face the FastAPI app still mounts for the routes not moved to routers."""
-        return self.app.state.legacy
 
     def call(self, fn, *args, timeout: float = 10.0):
         """Run ``fn(*args)`` on the server's loop thread and return its result."""

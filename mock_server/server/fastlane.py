@@ -3,7 +3,7 @@
 uvicorn runs every request as an ASGI cycle: a scope, a task, an event, two ``receive``/
 ``send`` awaits and two socket writes.  For a status poll that answers from a cache, that
 cycle costs several times the mock's own work (README, Performance).  This protocol asks
-the app first, once the request is complete: :meth:`FalMockApp.fast_lane` answers a submit,
+the app first, once the request is complete: its ``fast_lane`` (:mod:`mock_server.protocol.hot`) answers a submit,
 status poll or result GET synchronously with ``(status, headers, body)``, and the answer
 goes out in one write with the same bytes uvicorn would have sent (status line, uvicorn's
 default ``date``/``server`` headers, the app's headers, ``connection: close`` when the
@@ -38,7 +38,7 @@ class FastLaneProtocol(HttpToolsProtocol):
 
     def __init__(self, config, server_state, app_state, _loop=None) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        lane = getattr(self.app, "fast_lane", None)
+        lane = getattr(self.app, "fast_lane", None)  # None: the app serves without a lane
         # not when uvicorn wrapped the app (middleware would be skipped) or limits concurrency
         if self.app is not config.app or self.limit_concurrency is not None or self.root_path:
             lane = None

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 
 from mock_server.emulator import FalMock
 from mock_server.settings import Settings

@@ -1,45 +1,44 @@
 """The composition of the web face: one FastAPI application serving one emulator.
 
 Every area has its router (``mock_server.web.routers``); :func:`create_app` includes them in
-a fixed order.  The fal routes that the server's fast lane also answers (submit, status,
-result) are answered by both with the same bytes: ``app.fast_lane`` is what the lane calls.
+a fixed order, the run host's catch-all last.  The fal routes that the server's fast lane also
+answers (submit, status, result) are answered by both with the same bytes: ``app.fast_lane``
+(:class:`mock_server.protocol.hot.FastLane`) is what the lane calls.
 """
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable
+from typing import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 
-from mock_server.core.paths import CDN_PREFIX, REST_PREFIX
 from mock_server.emulator import FalMock
+from mock_server.protocol.calls import FalCalls
+from mock_server.protocol.hot import FastLane
 from mock_server.web.control import bad_input
 from mock_server.web.journaling import JournalMiddleware
 from mock_server.web.responses import AnswerError, AnswerResponse
-from mock_server.web.routers import control, dashboard, storage, webhooks
+from mock_server.web.routers import control, dashboard, files, proxy, queue, run, storage, webhooks
 
 
-def create_app(emulator: FalMock, *, preloaded: Callable[[], bool] | None = None) -> FastAPI:
+def create_app(emulator: FalMock, *, preloaded: Callable[[], bool] | None = None, lane: bool = True) -> FastAPI:
     """The ASGI application for ``emulator``.
 
     ``preloaded`` tells ``/_mock/health`` whether everything loaded on first use is in memory
-    (the server that preloads passes it; see :mod:`mock_server.server.preload`).
+    (the server that preloads passes it; see :mod:`mock_server.server.preload`).  ``lane=False``
+    leaves ``app.fast_lane`` None: every call then takes the FastAPI routes.
     """
-    from mock_server.app import FalMockApp  # the raw-ASGI face, serving what no router serves yet
-
-    legacy = FalMockApp(emulator)
+    calls = FalCalls(emulator)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         await emulator.start()
-        await legacy.startup()
         try:
             yield
         finally:
             dashboard.end_streams(app)
-            await legacy.shutdown()
             await emulator.stop()
 
     app = FastAPI(
@@ -51,6 +50,7 @@ def create_app(emulator: FalMock, *, preloaded: Callable[[], bool] | None = None
         lifespan=lifespan,
     )
     app.state.emulator = emulator
+    app.state.fal_calls = calls
     app.state.preloaded = preloaded or (lambda: False)
 
     @app.exception_handler(AnswerError)
@@ -63,32 +63,24 @@ def create_app(emulator: FalMock, *, preloaded: Callable[[], bool] | None = None
             return AnswerResponse(bad_input(exc))
         return await request_validation_exception_handler(request, exc)
 
-    app.include_router(control.router)
-    app.include_router(webhooks.router)  # before storage: its JWKS under /_mock/rest/
-    app.include_router(storage.router)
-    # last among the /_mock/ routers: its /_mock/ and /_mock/ui/... catch-alls answer fal's 404/405
-    app.include_router(dashboard.router)
-    app.mount("/", legacy)
-    # every /_mock/ path no router serves: fal's 404 (reached once nothing is mounted at "/")
-    app.include_router(dashboard.unknown_paths)
-
-    async def reenter(request: Any, send: Any) -> None:
-        """The legacy proxy's rest.fal.ai / *.fal.media targets: the app again, at the storage
-        stand-in's path (its journal entry, marked proxied, rides along in the scope)."""
-        path = request.path
-        scope = {**request.scope, "path": path, "raw_path": path.encode(), "query_string": request.raw_query}
-        await app(scope, request.receive, send)
-
-    legacy.mount(REST_PREFIX, reenter)
-    legacy.mount(CDN_PREFIX, reenter)
+    # the /_mock/ routes: control, webhooks (before storage: its JWKS under /_mock/rest/),
+    # the stand-ins for fal's storage hosts and files, then the dashboard, whose /_mock/ and
+    # /_mock/ui/... catch-alls answer fal's 404/405, then fal's 404 for any other /_mock/ path
+    for router in (control.router, webhooks.router, storage.router, files.router, dashboard.router,
+                   dashboard.unknown_paths):
+        app.include_router(router)
+    # fal's hosts: the JS proxy, the queue, then the run host's catch-all, last
+    for router in (proxy.router, queue.router, run.router):
+        app.include_router(router)
+    app.add_middleware(queue.QueueHost, emulator=emulator)
     app.add_middleware(JournalMiddleware, emulator=emulator)
-    app.state.legacy = legacy
-    # what the server's fast lane calls (mock_server.server.fastlane)
-    app.fast_lane = legacy.fast_lane  # type: ignore[attr-defined]
 
     def begin_shutdown() -> None:
-        legacy.begin_shutdown()
+        """The server is stopping (SIGTERM/SIGINT): end open status and dashboard streams now."""
+        calls.begin_shutdown()
         dashboard.end_streams(app)
 
+    # what the server's fast lane calls (mock_server.server.fastlane)
+    app.fast_lane = FastLane(calls).answer if lane else None  # type: ignore[attr-defined]
     app.begin_shutdown = begin_shutdown  # type: ignore[attr-defined]
     return app

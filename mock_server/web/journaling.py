@@ -32,7 +32,7 @@ class JournalMiddleware:
         self.emulator = emulator
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        # a call the app re-enters (the proxy's storage targets) is already being recorded
+        # a call entered again at another path (the proxy's storage targets) keeps its entry
         if scope["type"] != "http" or ENTRY in scope or not journaled(scope["path"]):
             await self.app(scope, receive, send)
             return

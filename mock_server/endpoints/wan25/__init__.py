@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import json
 import random
 from typing import Any

@@ -120,7 +120,8 @@ def quick_input(data: Any, limits: Limits) -> QuickInput | None:
     if type(count) is not int or not NUM_IMAGES_MIN <= count <= NUM_IMAGES_MAX:
         return None
     seed = get("seed")
-    if seed is not None and type(seed) is not int:
+    # beyond 64 bits a seed is pydantic's to take (orjson, which QuickInput dumps with, stops there)
+    if seed is not None and (type(seed) is not int or not -(2**63) <= seed < 2**63):
         return None
     safety = get("enable_safety_checker", True)
     if type(safety) is not bool:

@@ -68,18 +68,8 @@ def dashboard_of(app: FastAPI) -> "Dashboard":
                 from mock_server.features.dashboard import Dashboard
 
                 emulator = app.state.emulator
-                found = app.state.dashboard = Dashboard(emulator, lambda request_id: _deliveries(app))
+                found = app.state.dashboard = Dashboard(emulator, lambda request_id: emulator.webhooks.deliveries)
     return found
-
-
-def _deliveries(app: FastAPI) -> list[dict[str, Any]]:
-    """The webhook delivery log, wherever the webhooks service lives (the emulator's, or the
-    raw-ASGI face's while it still has it)."""
-    for owner in (app.state.emulator, getattr(app.state, "legacy", None)):
-        found = getattr(getattr(owner, "webhooks", None), "deliveries", None)
-        if found is not None:
-            return found
-    return []
 
 
 def end_streams(app: FastAPI) -> None:

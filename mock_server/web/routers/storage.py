@@ -100,26 +100,19 @@ async def _json_body(request: Request) -> dict[str, Any] | Answer:
     return body
 
 
-class _Headers:
-    """What the legacy face's key check reads of a request (its raw Authorization header)."""
-
-    def __init__(self, request: Request) -> None:
-        self._scope = request.scope
-
-    def raw_header(self, name: bytes) -> bytes | None:
-        for key, value in self._scope["headers"]:
-            if key == name:
-                return value
-        return None
-
-
 def _key_denial(request: Request) -> Answer | None:
     """fal's key rules, as for any rest.fal.ai call (a call through the server proxy may come
-    without a key: the proxy adds the server's own).  The fal routes' own check: the legacy
-    face's until the protocol layer's replaces it."""
+    without a key: the proxy adds the server's own), through the fal routes' own check."""
     entry = request.scope.get(ENTRY)
     proxied = bool(entry is not None and entry.proxied)
-    return request.app.state.legacy.authorized(_Headers(request), proxied)
+    return request.app.state.fal_calls.keys.denied(_raw_authorization(request.scope), proxied)
+
+
+def _raw_authorization(scope: dict) -> bytes | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return value
+    return None
 
 
 # -- rest.fal.ai ------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
-"""A minimal request/response layer over raw ASGI, for the mock's hot paths.
+"""A fal call as the protocol reads it: an ASGI scope (method, path, query, headers, host),
+its body read on demand within a limit, and the journal entry being filled for it.
 
-The queue endpoints are polled in tight loops; a framework router, request
-object and response validation cost more than the work itself, so the fal
-protocol is served straight from ASGI with these few helpers.
+Framework-free, so the web face and the server's fast lane hand the protocol the same thing;
+the queue is polled in tight loops, so nothing here is parsed before it is asked for.
 """
 from __future__ import annotations
 
