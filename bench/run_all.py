@@ -35,8 +35,21 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_queue import APP, BODY, ENDPOINT, post_script, wrk as run_wrk  # noqa: E402
 from bench_soak import HEADERS, rss_mb  # noqa: E402
+from server_process import free_port  # noqa: E402
 
-PORTS = {"fal-mock": 18292, "floor": 18293}
+TARGETS = ("fal-mock", "floor")
+
+
+def pick_ports() -> dict[str, int]:
+    """A port for each target that nothing listens on now (the OS picks them), distinct, so
+    that runs side by side (CI, the smoke test) cannot clash."""
+    ports: dict[str, int] = {}
+    for name in TARGETS:
+        port = free_port()
+        while port in ports.values():
+            port = free_port()
+        ports[name] = port
+    return ports
 
 
 def fal_mock_cmd(port: int) -> list[str]:
@@ -109,9 +122,8 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def startup(name: str, cmd, trials: int) -> float:
+def startup(cmd, port: int, trials: int) -> float:
     """Median ms from launch to the first 2xx submit over ``trials`` cold launches."""
-    port = PORTS[name]
     times = []
     for _ in range(trials):
         proc, ms = launch(cmd(port), port)
@@ -125,17 +137,18 @@ def measure_pair(args, post_lua: str) -> dict:
     measured in alternation (status of each, then submit of each, per round), so that
     whatever else the machine does weighs on both alike."""
     commands = {"fal-mock": fal_mock_cmd, "floor": floor_cmd}
-    rows = {name: {"startup": startup(name, cmd, args.startup_trials), "status": [], "submit": []}
+    ports = args.ports
+    rows = {name: {"startup": startup(cmd, ports[name], args.startup_trials), "status": [], "submit": []}
             for name, cmd in commands.items()}
     procs = {}
     try:
         for name, cmd in commands.items():
-            procs[name], _ = launch(cmd(PORTS[name]), PORTS[name])
+            procs[name], _ = launch(cmd(ports[name]), ports[name])
             rows[name]["rss_idle"] = rss_mb(procs[name].pid)
-        base = {name: f"http://127.0.0.1:{PORTS[name]}/queue" for name in commands}
+        base = {name: f"http://127.0.0.1:{ports[name]}/queue" for name in commands}
 
         def status_url(name: str) -> str:
-            rid = submit_once(PORTS[name])["request_id"]  # a fresh id: earlier ones may have been evicted
+            rid = submit_once(ports[name])["request_id"]  # a fresh id: earlier ones may have been evicted
             return f"{base[name]}/{APP}/requests/{rid}/status?logs=0"
 
         for name in commands:
@@ -160,9 +173,10 @@ def measure_pair(args, post_lua: str) -> dict:
 # -- the peers, through their own script -------------------------------------------------------
 
 def peers(args, raw_dir: Path) -> tuple[dict, str]:
+    port = args.ports["fal-mock"]
     env = {**os.environ,
-           "FALMOCK_CMD": " ".join(["env", "PYTHONDONTWRITEBYTECODE="] + fal_mock_cmd(PORTS["fal-mock"])),
-           "FALMOCK_URL": f"http://127.0.0.1:{PORTS['fal-mock']}/queue", "FALMOCK_HEADER": "Authorization: Key test:secret",
+           "FALMOCK_CMD": " ".join(["env", "PYTHONDONTWRITEBYTECODE="] + fal_mock_cmd(port)),
+           "FALMOCK_URL": f"http://127.0.0.1:{port}/queue", "FALMOCK_HEADER": "Authorization: Key test:secret",
            "KEEP_RAW": str(raw_dir), "DUR": str(args.dur), "WARM": str(args.warm), "ROUNDS": str(args.rounds),
            "STARTUP_TRIALS": str(args.startup_trials)}
     done = subprocess.run(["bash", str(PEERS / "run.sh")], env=env, cwd=ROOT, capture_output=True, text=True)
@@ -304,6 +318,7 @@ def main() -> int:
     args.dur, args.warm, args.rounds = (5, 15, 2) if full else (1, 1, 1)
     args.startup_trials = 5 if full else 1
     args.trips, args.fixture_trials, args.render_repeats = (1000, 10, 7) if full else (20, 2, 1)
+    args.ports = pick_ports()
     use_peers = full and not args.no_peers
     if use_peers and not (PEERS / "run.sh").exists():
         print(f"run_all: {PEERS / 'run.sh'} not found; measuring without peers", file=sys.stderr)

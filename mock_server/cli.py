@@ -112,7 +112,7 @@ def _tls_files(settings: Settings):
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    from mock_server.features.persistence import StateDirUnusable
+    from mock_server.features.state_folder import StateDirUnusable
 
     settings = settings_from(args)
     try:
@@ -129,7 +129,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # pydantic scans every installed distribution's entry points for its plugins when it
     # builds the first model (~10 ms at start); the mock's own process uses none.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    from mock_server.features.persistence import StateDirBusy, StateDirUnusable
+    from mock_server.features.state_folder import StateDirBusy, StateDirUnusable
 
     settings = settings_from(args)
     try:

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from mock_server.emulator import FalMock
-from mock_server.features.persistence import DB_NAME, FLUSH_INTERVAL, StateDirBusy
+from mock_server.features.persistence import FLUSH_INTERVAL
+from mock_server.features.state_folder import DB_NAME, StateDirBusy
 from mock_server.settings import Settings
 from server_process import ServerProcess, ServerStartError
 

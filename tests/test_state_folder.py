@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mock_server.emulator import FalMock
-from mock_server.features.persistence import DB_NAME, StateDirUnusable
+from mock_server.features.state_folder import DB_NAME, StateDirUnusable
 from mock_server.settings import Settings
 from server_process import ServerProcess, ServerStartError
 
@@ -80,7 +80,7 @@ def test_an_existing_open_folder_is_tightened_on_start(tmp_path: Path) -> None:
 
 def _fill_up(mock: FalMock) -> None:
     """The database cannot grow by one page more: every write fails 'database or disk is full'."""
-    db = mock.persistence._db
+    db = mock.persistence.folder.db
     pages = db.execute("PRAGMA page_count").fetchone()[0]
     db.execute(f"PRAGMA max_page_count = {pages}")
 
@@ -97,7 +97,7 @@ def test_a_full_disk_is_reported_and_nothing_acknowledged_is_dropped(tmp_path: P
     assert persistence.failure and "full" in persistence.failure
     assert _stored_ids(tmp_path) == {before}  # nothing of it reached the disk...
     more = [_submit(mock) for _ in range(20)]  # ...and later calls queue behind the failed batch
-    persistence._db.execute("PRAGMA max_page_count = 1073741823")  # space again
+    persistence.folder.db.execute("PRAGMA max_page_count = 1073741823")  # space again
     assert persistence.wait_written(), persistence.failure  # retried on its own
     assert persistence.failure is None
     mock.close()

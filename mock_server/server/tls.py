@@ -118,13 +118,13 @@ def ensure_tls(state_dir: Path) -> TLSFiles:
 
     Idempotent and safe to call from several processes at once.  A folder that cannot be
     used (a file in its place, not writable) raises
-    :class:`~mock_server.features.persistence.StateDirUnusable` with a one-line message.
+    :class:`~mock_server.features.state_folder.StateDirUnusable` with a one-line message.
     """
     tls_dir = Path(state_dir).expanduser() / "tls"
     try:
         return _ensure_tls(tls_dir)
     except OSError as exc:
-        from mock_server.features.persistence import StateDirUnusable
+        from mock_server.features.state_folder import StateDirUnusable
 
         raise StateDirUnusable(
             f"fal-mock: the TLS folder {tls_dir} cannot be used ({exc.strerror or exc}"
