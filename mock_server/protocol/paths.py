@@ -3,7 +3,8 @@
 - ``/queue/{id...}`` (or any path on a ``Host: queue.*``): the queue host.
   ``POST /{endpoint_id}`` submits; ``GET .../requests/{rid}/status[/]``,
   ``GET .../requests/{rid}/status/stream``, ``GET .../requests/{rid}``,
-  ``PUT .../requests/{rid}/cancel``, where ``...`` is ``owner/alias`` or the full id.
+  ``PUT .../requests/{rid}/cancel``, where ``...`` is ``owner/alias`` (the full endpoint
+  id there answers 405, as fal does: :func:`is_app_path`).
 - ``POST /{endpoint_id}`` anywhere else: the run host (synchronous run).
 - ``/api/fal/proxy``: fal's server-proxy protocol; the real URL is in ``x-fal-target-url``.
 - ``/_mock/...``: the mock's own routes, never a fal call.
