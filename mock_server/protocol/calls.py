@@ -51,7 +51,8 @@ SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-
                (b"x-accel-buffering", b"no")]
 _CANCEL_STATUS = {CANCELLATION_REQUESTED: 202, ALREADY_COMPLETED: 400}
 #: Headers fal's run host adds to a successful answer (recorded on fal.run 200s, issue 17
-#: point 14). ``x-fal-served-from``'s value is chosen (fal names its serving region there).
+#: point 14). ``x-fal-served-from`` is "the internal identifier of the runner that served the
+#: request" (fal docs, model APIs' request headers): its value here is chosen, the mock's name.
 RUN_HEADERS = [(b"x-fal-served-from", b"fal-mock"), (b"x-robots-tag", b"noindex"),
                (b"strict-transport-security", b"max-age=31536000; includeSubDomains")]
 #: COMPLETED status bodies kept per request: one per (queue base, app path, logs) asked,
