@@ -345,7 +345,8 @@ def test_http_1_0_without_host_is_answered_and_closed(mock, bystander):
     assert status_line == "HTTP/1.1 202 Accepted" and headers["connection"] == "close"
     base = f"http://127.0.0.1:{mock.port}/queue/{APP}/requests/{bystander.rid}"
     assert json.loads(body) == {"status": "IN_QUEUE", "request_id": bystander.rid, "response_url": base,
-                                "status_url": base + "/status", "cancel_url": base + "/cancel", "queue_position": 0}
+                                "status_url": base + "/status", "cancel_url": base + "/cancel",
+                                "logs": None, "metrics": {}, "queue_position": 0}
 
 
 def test_pipelined_requests_are_answered_in_order(mock, bystander):

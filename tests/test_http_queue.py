@@ -42,8 +42,11 @@ def test_submit_returns_fal_keys_and_urls_that_lead_back_to_the_mock(serve):
     server, client = serve()
     body = submit(client)
     rid = body["request_id"]
-    assert list(body) == ["status", "request_id", "response_url", "status_url", "cancel_url", "queue_position"]
+    # issue 17 point 5 (four recorded submits): "logs": null, "metrics": {} before queue_position
+    assert list(body) == ["status", "request_id", "response_url", "status_url", "cancel_url", "logs", "metrics",
+                          "queue_position"]
     assert body["status"] == "IN_QUEUE" and body["queue_position"] == 0
+    assert body["logs"] is None and body["metrics"] == {}
     base = f"{server.url}/queue/{APP}/requests/{rid}"
     assert (body["response_url"], body["status_url"], body["cancel_url"]) == (base, base + "/status", base + "/cancel")
     assert client.get(body["status_url"]).json()["request_id"] == rid
@@ -57,7 +60,8 @@ def test_status_is_202_until_completed_then_200_with_metrics(serve):
     queued = client.get(body["status_url"])
     assert queued.status_code == 202
     assert queued.json()["status"] == "IN_QUEUE" and queued.json()["queue_position"] == 0
-    assert "logs" not in queued.json()
+    assert list(queued.json())[-3:] == ["logs", "metrics", "queue_position"]  # issue 17 point 5
+    assert queued.json()["logs"] is None and queued.json()["metrics"] == {}
     server.mock.clock.advance(0.5)
     running = client.get(body["status_url"], params={"logs": "1"})
     assert running.status_code == 202
@@ -81,12 +85,13 @@ def test_logs_query_accepts_1_0_true_false(serve, value, expect_list):
         assert set(logs[0]) == {"timestamp", "message", "labels"}  # fal's recorded stream capture
 
 
-def test_status_accepts_full_endpoint_id_and_trailing_slash(serve):
+def test_status_accepts_a_trailing_slash_but_not_the_full_endpoint_path(serve):
     _, client = serve()
     rid = submit(client)["request_id"]
-    assert client.get(f"/queue/{ENDPOINT_ID}/requests/{rid}/status").status_code == 200
     assert client.get(f"/queue/{APP}/requests/{rid}/status/").status_code == 200
-    assert client.get(f"/queue/{ENDPOINT_ID}/requests/{rid}").status_code == 200
+    # issue 17 point 1: fal answers 405 on the full endpoint path (the owner/alias form only)
+    assert client.get(f"/queue/{ENDPOINT_ID}/requests/{rid}/status").status_code == 405
+    assert client.get(f"/queue/{ENDPOINT_ID}/requests/{rid}").status_code == 405
 
 
 def test_queue_host_is_also_told_apart_by_a_queue_dot_host_header(serve):

@@ -24,12 +24,21 @@ from mock_server.core.queue import (
     IN_PROGRESS,
     IN_QUEUE,
     QueuedRequest,
+    QueueFull,
     new_request_id,
 )
 from mock_server.emulator import FalMock, app_of
 from mock_server.protocol import faults
 from mock_server.protocol.auth import KeyCheck
-from mock_server.protocol.paths import QUEUE_ACTIONS, QUEUE_CALLS, logs_flag, queue_path, request_urls, segments
+from mock_server.protocol.paths import (
+    QUEUE_ACTIONS,
+    QUEUE_CALLS,
+    is_app_path,
+    logs_flag,
+    queue_path,
+    request_urls,
+    segments,
+)
 from mock_server.protocol.request import HttpRequest
 from mock_server.protocol.stream import status_events
 
@@ -41,6 +50,14 @@ JSON = b"application/json"
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
                (b"x-accel-buffering", b"no")]
 _CANCEL_STATUS = {CANCELLATION_REQUESTED: 202, ALREADY_COMPLETED: 400}
+#: Headers fal's run host adds to a successful answer (recorded on fal.run 200s, issue 17
+#: point 14). ``x-fal-served-from`` is "the internal identifier of the runner that served the
+#: request" (fal docs, model APIs' request headers): its value here is chosen, the mock's name.
+RUN_HEADERS = [(b"x-fal-served-from", b"fal-mock"), (b"x-robots-tag", b"noindex"),
+               (b"strict-transport-security", b"max-age=31536000; includeSubDomains")]
+#: COMPLETED status bodies kept per request: one per (queue base, app path, logs) asked,
+#: at most this many (the queue base holds the caller's ``Host``, the caller's to vary).
+STATUS_BODIES_KEPT = 4
 
 
 class Outcome:
@@ -145,6 +162,8 @@ class FalCalls:
                                              applied.request_fault if applied is not None else None))
             return _cut(outcome, applied)
         app_path, request_id, action = target
+        if not is_app_path(app_path):  # the full endpoint path: fal routes it as no call of its own
+            return Outcome.answer(fal_errors.method_not_allowed())
         if not emulator.knows_app(app_path):
             return Outcome.answer(fal_errors.app_not_found(app_path))
         name = QUEUE_CALLS.get((action, method))
@@ -173,9 +192,14 @@ class FalCalls:
             return Outcome.answer(denied)
         emulator = self.emulator
         parts = segments(path)
-        endpoint = emulator.endpoint("/".join(parts)) if parts else None
+        if len(parts) < 2:  # no alias: fal.run's router answers before any app (issue 17 point 10)
+            return Outcome(404, b"404: Not Found", content_type=b"text/plain; charset=utf-8")
+        endpoint_id = "/".join(parts)
+        endpoint = emulator.endpoint(endpoint_id)
         if endpoint is None:
-            return Outcome.answer(fal_errors.path_not_found(path))
+            if emulator.knows_app(app_of(endpoint_id)):  # the app's own 404 for a path it lacks
+                return Outcome.answer(fal_errors.path_not_found(path))
+            return Outcome.answer(fal_errors.app_not_found(endpoint_id))
         if call.method != "POST":
             return Outcome.answer(fal_errors.method_not_allowed())
         body = await call.body(emulator.settings.max_body_bytes)
@@ -186,7 +210,10 @@ class FalCalls:
             return _applied_outcome(applied)
         answer = await self.run(call, endpoint, body, request_id,
                                 applied.request_fault if applied is not None else None)
-        return _cut(Outcome.answer(answer, request_id), applied)
+        outcome = Outcome.answer(answer, request_id)
+        if answer.ok:
+            outcome.headers += RUN_HEADERS
+        return _cut(outcome, applied)
 
     # -- the calls ------------------------------------------------------------------------
     def lookup(self, request_id: str, app_path: str) -> QueuedRequest | None:
@@ -201,10 +228,18 @@ class FalCalls:
 
     def submit(self, call: HttpRequest, endpoint: Endpoint, body: bytes, queue_base: str,
                fault: Fault | None = None) -> Reply:
-        """Queue a request (fal accepts bad input at submit: its 422 is the result)."""
+        """Queue a request (fal accepts bad input at submit: its 422 is the result); 429 when
+        ``--max-pending`` requests wait or run, 503 while the state folder cannot be written."""
         emulator = self.emulator
+        failure = emulator.store_failure()
+        if failure is not None:  # chosen: refuse work the mock could not keep across a restart
+            return reply_of(fal_errors.request_error(
+                503, f"The mock's state folder cannot be written: {failure}", "internal_error"))
         parsed = endpoint.parse(body)
-        queued = emulator.queue.submit(endpoint, parsed)
+        try:
+            queued = emulator.queue.submit(endpoint, parsed)
+        except QueueFull as full:
+            return reply_of(fal_errors.queue_full(full.limit))
         if call.entry is not None:
             call.entry.request_id = queued.request_id
         if fault is not None:
@@ -214,15 +249,21 @@ class FalCalls:
             queued.webhook_url = webhook
         queued.origin = (call.scheme, call.host)
         rid = queued.request_id
+        # "logs": null, "metrics": {} before queue_position: four recorded submits (issue 17 point 5)
         payload = orjson.dumps({
             "status": IN_QUEUE,
             **request_urls(queue_base, app_of(endpoint.endpoint_id), rid),
+            "logs": None,
+            "metrics": {},
             "queue_position": emulator.queue.queue_position(queued),
         })
         return 200, payload, [(b"x-fal-request-id", rid.encode())]
 
     def status(self, call: HttpRequest, request_id: str, app_path: str, queue_base: str) -> Reply:
-        """The status poll: 202 while queued or running, 200 once COMPLETED (its body kept)."""
+        """The status poll: 202 while queued or running, 200 once COMPLETED (its body kept,
+        for at most :data:`STATUS_BODIES_KEPT` ways of asking)."""
+        if not is_app_path(app_path):
+            return reply_of(fal_errors.method_not_allowed())
         queued = self.lookup(request_id, app_path)
         if queued is None:
             return reply_of(fal_errors.status_not_found())
@@ -239,7 +280,8 @@ class FalCalls:
             if completed:
                 if cache is None:
                     cache = queued.status_cache = {}
-                cache[key] = payload
+                if len(cache) < STATUS_BODIES_KEPT:
+                    cache[key] = payload
         return 200 if completed else 202, payload, [(b"x-fal-request-id", request_id.encode())]
 
     def status_body(self, queued: QueuedRequest, queue_base: str, app_path: str, with_logs: bool, now: float,
@@ -247,7 +289,9 @@ class FalCalls:
         """The status body (PROTOCOL.md §3.4), in fal's key order."""
         status = queued.status
         body: dict = {"status": status, **request_urls(queue_base, app_path, queued.request_id)}
-        if status == IN_QUEUE:
+        if status == IN_QUEUE:  # as the submit body (issue 17 point 5)
+            body["logs"] = None
+            body["metrics"] = {}
             body["queue_position"] = self.emulator.queue.queue_position(queued)
             return body
         if with_logs:
@@ -266,6 +310,8 @@ class FalCalls:
 
     def kept_result(self, request_id: str, app_path: str, queue_base: str) -> Reply | None:
         """The result GET's reply, or None when the result must be produced first."""
+        if not is_app_path(app_path):
+            return reply_of(fal_errors.method_not_allowed())
         queued = self.lookup(request_id, app_path)
         if queued is None:
             return reply_of(fal_errors.result_not_found())

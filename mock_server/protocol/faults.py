@@ -1,7 +1,7 @@
 """Applying the fault a rule picks for one fal call (PROTOCOL.md §4.3: what clients retry).
 
 The core's :class:`~mock_server.core.faults.FaultPlan` decides; this applies: a latency
-sleeps, an ``http_error`` answers at once, ``model_error``/``runner_error`` become the
+sleeps, an ``http_error`` or ``exhausted_balance`` answers at once, ``model_error``/``runner_error`` become the
 request's result, and the connection faults act on the connection's transport, which the
 server passes as the scope extension ``fal_mock.transport``: ``drop`` closes it, ``truncate``
 sends half the answer's body and then closes it.
@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable
 
 import orjson
 
-from mock_server.core.faults import Fault, FaultPlan
+from mock_server.core.faults import ANSWERING, Fault, FaultPlan
 from mock_server.protocol.request import HttpRequest
 
 #: The scope extension that carries the connection's transport (set by the server's protocol).
@@ -51,7 +51,7 @@ async def apply(plan: FaultPlan, call_name: str, call: HttpRequest, request_id: 
     if kind == "latency":
         await asyncio.sleep(fault.delay)
         return None
-    if kind == "http_error":
+    if kind in ANSWERING:
         return Applied(reply=fault.http_answer(request_id))
     if kind == "drop":
         await close_connection(transport_of(call.scope))

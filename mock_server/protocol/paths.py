@@ -3,7 +3,8 @@
 - ``/queue/{id...}`` (or any path on a ``Host: queue.*``): the queue host.
   ``POST /{endpoint_id}`` submits; ``GET .../requests/{rid}/status[/]``,
   ``GET .../requests/{rid}/status/stream``, ``GET .../requests/{rid}``,
-  ``PUT .../requests/{rid}/cancel``, where ``...`` is ``owner/alias`` or the full id.
+  ``PUT .../requests/{rid}/cancel``, where ``...`` is ``owner/alias`` (the full endpoint
+  id there answers 405, as fal does: :func:`is_app_path`).
 - ``POST /{endpoint_id}`` anywhere else: the run host (synchronous run).
 - ``/api/fal/proxy``: fal's server-proxy protocol; the real URL is in ``x-fal-target-url``.
 - ``/_mock/...``: the mock's own routes, never a fal call.
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 from mock_server.core.paths import PROXY_PATH
+from mock_server.emulator import app_of
 from mock_server.protocol.request import HttpRequest
 
 # (action after the request id, method) -> the call's name in the journal and fault rules
@@ -40,6 +42,17 @@ def queue_path(parts: list[str]) -> tuple[str, str, tuple[str, ...]] | None:
         if parts[i] == "requests":
             return "/".join(parts[:i]), parts[i + 1], tuple(parts[i + 2:])
     return None
+
+
+def is_app_path(app_path: str) -> bool:
+    """Whether the app part of a ``{app}/requests/{id}...`` call is in the owner/alias form
+    (``[namespace/]owner/alias``), the only one fal serves status, result and cancel on.
+
+    The full endpoint path there is refused: real fal answered 405 to
+    ``GET queue.fal.run/fal-ai/ffmpeg-api/compose/requests/{id}`` (a recorded exchange cited
+    in fal-mock issue 17; the fix was the owner/alias form), and fal's queue docs (2026) say
+    not to add the endpoint's sub-path to these URLs."""
+    return app_of(app_path) == app_path
 
 
 def is_proxy(path: str) -> bool:

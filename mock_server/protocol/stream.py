@@ -1,8 +1,14 @@
 """The status stream (fal docs, queue/status-stream; PROTOCOL.md §3.5): the request's status
-as server-sent events, one per change, COMPLETED last."""
+as server-sent events, one per change, COMPLETED last.
+
+fal's recorded stream (its queue docs' capture) writes each event with Python's ``json.dumps``
+spacing (``", "`` and ``": "``); the mock does too (:data:`FAL_SPACING`).  That capture also
+repeats IN_PROGRESS events with ``"logs": []`` between changes, at a period it does not show;
+the mock sends one event per change and a ``: ping`` comment when idle (fal docs)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any, AsyncIterator
 
 import orjson
@@ -12,6 +18,14 @@ from mock_server.protocol.paths import logs_flag
 from mock_server.protocol.request import HttpRequest
 
 KEEPALIVE = 15.0  # seconds between ": ping" comments on an idle status stream (fal docs)
+#: Write events as fal's stream does (``{"status": "IN_PROGRESS", ...}``), not compact.
+FAL_SPACING = True
+
+
+def event(body: dict) -> bytes:
+    """One ``data:`` event carrying ``body``."""
+    data = json.dumps(body).encode() if FAL_SPACING else orjson.dumps(body)
+    return b"data: " + data + b"\n\n"
 
 
 async def status_events(calls: Any, call: HttpRequest, queued: QueuedRequest, app_path: str,
@@ -23,7 +37,9 @@ async def status_events(calls: Any, call: HttpRequest, queued: QueuedRequest, ap
     accumulates them, queue.ts).  The emulator's queue driver moves the queue on while the
     stream watches; its changes (and hand moves of the clock) wake the stream through the
     clock waiter.  ``calls`` is the :class:`~mock_server.protocol.calls.FalCalls` serving it
-    (its waiter and status bodies); the stream ends early when the server stops (``calls.closing``).
+    (its waiter and status bodies); the stream ends early when the server stops (``calls.closing``),
+    and ends without an event when the request is gone (``POST /_mock/reset``, or forgotten):
+    a clean close, as no status of it remains to send.
     """
     with_logs = logs_flag(call)
     waiter = calls.waiter
@@ -34,6 +50,8 @@ async def status_events(calls: Any, call: HttpRequest, queued: QueuedRequest, ap
     sent_version, sent_logs, sent_position = -1, 0, None
     try:
         while not calls.closing:
+            if queue.get(queued.request_id) is not queued:
+                break  # reset or forgotten: nothing left to report
             now = clock.now()
             if queue.polls is not None:
                 queue.observe(queued)  # poll-count mode: each event counts as a poll
@@ -42,7 +60,7 @@ async def status_events(calls: Any, call: HttpRequest, queued: QueuedRequest, ap
             if queued.version != sent_version or len(lines) != sent_logs or position != sent_position:
                 body = calls.status_body(queued, queue_base, app_path, with_logs, now, lines[sent_logs:])
                 sent_version, sent_logs, sent_position = queued.version, len(lines), position
-                yield b"data: " + orjson.dumps(body) + b"\n\n"
+                yield event(body)
             if queued.status == COMPLETED:
                 break
             if queue.polls is not None:
