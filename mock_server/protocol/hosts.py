@@ -55,6 +55,14 @@ class HostPolicy:
         self.allowed = frozenset(host_name(name) for name in allowed)
         self._verdicts: dict[str, bool] = {}
 
+    def allows_at(self, host: str, server: tuple | None) -> bool:
+        """:meth:`allows`, or ``host`` is the address the connection reached (``scope["server"]``):
+        an address literal is no name a rebinding page can own, and the server may be bound
+        to another interface than its settings say (``BackgroundServer(mock, host=...)``)."""
+        if self.allows(host):
+            return True
+        return bool(server) and host_name(host) == str(server[0]).lower()
+
     def allows(self, host: str) -> bool:
         verdict = self._verdicts.get(host)
         if verdict is None:

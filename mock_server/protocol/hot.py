@@ -47,7 +47,7 @@ class FastLane:
         if emulator.faults.active or len(body) > emulator.settings.max_body_bytes:
             return None
         call = HttpRequest(scope, _no_receive, body)
-        if call.path.startswith("/_mock/") or not self._hosts.allows(call.host):
+        if call.path.startswith("/_mock/") or not self._hosts.allows_at(call.host, scope.get("server")):
             return None
         started = time.perf_counter()
         entry = call.entry = emulator.journal.new_entry(

@@ -31,7 +31,7 @@ class HostGuard:
                 if name == b"host":
                     host = value.decode("latin-1")
                     break
-            if not self.policy.allows(host):
+            if not self.policy.allows_at(host, scope.get("server")):
                 if scope["type"] == "websocket":
                     await send({"type": "websocket.close", "code": 1008})
                     return
