@@ -298,7 +298,9 @@ class UploadSessions:
         """Whether a signed PUT may store ``name`` (checked before its body is read)."""
         self._expire()
         pending = self.signed.get(name)
-        if pending is None or not secrets.compare_digest(signature, pending.secret):
+        # as bytes: compare_digest refuses str with non-ASCII characters (a 500, issue 20.13)
+        if pending is None or not secrets.compare_digest(signature.encode("utf-8", "surrogatepass"),
+                                                         pending.secret.encode()):
             # like a bad or expired signed GCS URL
             return fal_errors.detail(403, "Invalid or expired upload URL")
         return None
