@@ -1,266 +1,458 @@
-"""The stand-ins for fal's storage hosts: ``/_mock/rest/`` for https://rest.fal.ai/, ``/_mock/cdn/``
-for https://v3.fal.media/, and the PUT/POST side of ``/_mock/files/`` (signed PUTs, multipart
-parts and completion); :mod:`mock_server.features.storage` keeps the sessions behind them.
+"""Offline storage uploads (``fal_client.upload*``, ``fal.storage.upload``): the upload
+sessions behind the stand-ins for fal's storage hosts (routes: :mod:`mock_server.web.routers.storage`).
 
-- ``POST /_mock/rest/storage/auth/token?storage_type=fal-cdn-v3``   a CDN token (fal key auth)
-- ``POST /_mock/rest/storage/upload/initiate[-multipart]``          a signed PUT URL or a multipart upload
-- ``POST /_mock/cdn/files/upload[/multipart]``                      raw bytes, or a multipart upload (CDN token)
-- ``PUT /_mock/files/{name}?signature=``, ``PUT .../multipart/{uploadId}/{n}``,
-  ``POST .../multipart/{uploadId}/complete``
+Every upload flow of fal-client 1.0.3 and @fal-ai/client 1.10.1 (PROTOCOL.md §3.8) is
+served here, with no network: the bytes land in the mock's FileStore and the URL handed
+back is ``{scheme}://{host}/_mock/files/{name}`` (the caller's scheme and host as it
+reached the mock), which GETs the exact bytes and is read locally when given to an
+endpoint as an ``image_urls`` entry.
 
-Like fal's hosts they answer CORS preflights, and every answer carries
-``Access-Control-Allow-Origin: *``.  Open even with an admin token; journaled like fal calls.
+Routes (``REST_PREFIX`` stands for https://rest.fal.ai/, ``CDN_PREFIX`` for https://v3.fal.media/):
+
+- ``POST /_mock/rest/storage/auth/token?storage_type=fal-cdn-v3``: a CDN token
+  ``{token, token_type: "Bearer", base_url: ".../_mock/cdn", expires_at}`` (fal key auth).
+- ``POST /_mock/cdn/files/upload``: raw bytes with the token -> ``{"access_url"}``.
+- ``POST /_mock/cdn/files/upload/multipart``: with the token -> ``{"access_url", "uploadId"}``;
+  then ``PUT {access_url}/multipart/{uploadId}/{n}`` (ETag header and a JSON
+  ``{partNumber, etag}`` body) and ``POST {access_url}/multipart/{uploadId}/complete``.
+- ``POST /_mock/rest/storage/upload/initiate?storage_type=gcs|fal-cdn-v3``: body
+  ``{file_name, content_type}`` -> ``{upload_url, file_url}``; ``PUT upload_url`` stores the bytes.
+  ``upload_url`` is the file's own URL plus a one-upload ``?signature=`` (like a signed
+  GCS URL): no Authorization is needed (JS sends none, Python sends its key; both work).
+- ``POST /_mock/rest/storage/upload/initiate-multipart?storage_type=fal-cdn-v3``:
+  ``{upload_url: {file_url}/multipart/{uploadId}, file_url}``; parts and completion as above.
+
+Stored names are ``<16 hex>-<original name>`` with the name cut to ``[A-Za-z0-9._-]``
+(its extension kept), or ``<32 hex><.ext from the content type>`` when no name was sent.
+
+Time is the mock's clock (tokens and unfinished uploads expire when it is advanced).
+
+One budget bounds everything upload-related the mock keeps (issue 20.8): the FileStore's
+``upload_bytes`` (512 MiB) covers stored uploads, unfinished multipart parts and the
+bodies of uploads being received, together.  A body is counted as it arrives
+(:meth:`UploadSessions.receiving`); when the bodies in flight (which cannot be dropped)
+would pass the budget, it is refused with fal's 413; otherwise the oldest stored uploads,
+then the least recently used other unfinished multipart uploads, are dropped to make room.
 """
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
-from fastapi import APIRouter, Request
+import asyncio
+import hashlib
+import mimetypes
+import re
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
 
 from mock_server.core import fal_errors
 from mock_server.core.answers import Answer
-from mock_server.core.paths import CDN_PREFIX, FILES_PREFIX, REST_PREFIX
-from mock_server.features.storage import JSON_BODY_MAX_BYTES, Outcome, Receiving
-from mock_server.web.deps import get_emulator
-from mock_server.web.journaling import ENTRY
-from mock_server.web.responses import AnswerError, AnswerResponse, RawResponse
+from mock_server.core.clock import Clock
+from mock_server.core.files import FileStore
+from mock_server.settings import Settings
 
-_CORS = [(b"access-control-allow-origin", b"*"), (b"access-control-expose-headers", b"ETag")]
-_PREFLIGHT = _CORS + [
-    (b"access-control-allow-methods", b"GET, HEAD, POST, PUT, OPTIONS"),
-    (b"access-control-allow-headers", b"*"),
-    (b"access-control-max-age", b"86400"),
+__all__ = [
+    "CDN_TOKEN_TTL_SECONDS",
+    "MAX_PENDING_MULTIPART",
+    "MAX_PENDING_SIGNED",
+    "MULTIPART_MAX_BYTES",
+    "SINGLE_UPLOAD_MAX_BYTES",
+    "UPLOAD_TTL_SECONDS",
+    "STORAGE_TYPES",
+    "Receiving",
+    "UploadSessions",
+    "clean_content_type",
+    "stored_name",
 ]
-_ANY = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
-_NOT_READS = [m for m in _ANY if m not in ("GET", "HEAD")]  # GET/HEAD of a file is the files router's
 
-# raw bodies, no control guards: these stand for fal's own hosts (browsers upload to them too)
-router = APIRouter(include_in_schema=False)
+#: Lifetime of a CDN token (fal_client caches it until ``expires_at``).
+CDN_TOKEN_TTL_SECONDS = 3600
+#: Tokens remembered at once (oldest forgotten first).
+MAX_TOKENS = 10_000
+#: A single-request upload may be this large even when ``max_body_bytes`` is smaller:
+#: fal_client sends up to 100 MiB in one request, fal-js up to 90 MiB.
+SINGLE_UPLOAD_MAX_BYTES = 100 * 1024 * 1024
+#: One multipart upload, and all unfinished ones together, hold at most this much (and with
+#: stored uploads and bodies in flight, at most the FileStore's ``upload_bytes``).
+MULTIPART_MAX_BYTES = 512 * 1024 * 1024
+#: Unfinished multipart uploads kept at once (the least recently used is dropped).
+MAX_PENDING_MULTIPART = 32
+#: Initiated but not yet PUT single uploads kept at once (oldest dropped).
+MAX_PENDING_SIGNED = 1024
+#: Unfinished uploads (signed URLs, multipart) expire after this long without activity.
+UPLOAD_TTL_SECONDS = 3600
+#: Completed multipart ids remembered so a retried ``complete`` still answers 200.
+MAX_COMPLETED = 1024
+#: JSON bodies (initiate, complete) are small.
+JSON_BODY_MAX_BYTES = 1024 * 1024
+#: S3's part-number range.
+MAX_PART_NUMBER = 10_000
 
-
-# -- answers ------------------------------------------------------------------------------
-def _reply(outcome: Outcome, headers: list[tuple[bytes, bytes]] | None = None) -> RawResponse:
-    if isinstance(outcome, Answer):
-        return _error(outcome)
-    return RawResponse(200, orjson.dumps(outcome), _CORS + (headers or []))
-
-
-def _error(answer: Answer) -> AnswerResponse:
-    return AnswerResponse(Answer(answer.status, answer.body, answer.headers + (("access-control-allow-origin", "*"),)))
-
-
-def _preflight() -> RawResponse:
-    return RawResponse(204, b"", _PREFLIGHT)
-
-
-def _gate(request: Request, allowed: str) -> RawResponse | None:
-    """A preflight's 204, or 405 for another method than ``allowed``; None to go on."""
-    if request.method == "OPTIONS":
-        return _preflight()
-    if request.method != allowed:
-        return _error(fal_errors.method_not_allowed())
-    return None
-
-
-# -- request parts --------------------------------------------------------------------------
-def _base(request: Request) -> str:
-    """``scheme://host`` as the caller reached the mock."""
-    host = request.headers.get("host")
-    if not host:
-        server = request.scope.get("server")
-        host = f"{server[0]}:{server[1]}" if server else "127.0.0.1"
-    return f"{request.scope.get('scheme', 'http')}://{host}"
+#: The ``?storage_type=`` values the REST routes accept.
+STORAGE_TYPES = frozenset(("fal-cdn-v3", "fal-cdn", "gcs"))
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_CONTENT_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;[ -~]*)?$")
+_NAME_MAX = 120
+_OCTET = "application/octet-stream"
 
 
-def _files_base(request: Request) -> str:
-    return _base(request) + FILES_PREFIX
+# -- names and types ---------------------------------------------------------------------
 
 
-async def _body(request: Request, limit: int, received: Receiving | None = None) -> bytes:
-    """The whole body; fal's 413 past ``limit`` bytes, or when ``received`` (an upload's
-    count against the upload budget) says the budget is spent."""
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise AnswerError(fal_errors.body_too_large(limit))
-        if received is not None and chunk and not received.add(len(chunk)):
-            raise AnswerError(fal_errors.body_too_large(received.sessions.budget))
-    return bytes(body)
-
-
-async def _upload_body(request: Request, limit: int, received: Receiving) -> bytes:
-    """An upload's body, counted in flight until the route releases ``received``."""
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > received.sessions.budget:  # refused before reading
-        raise AnswerError(fal_errors.body_too_large(received.sessions.budget))
-    return await _body(request, limit, received)
-
-
-async def _json_body(request: Request) -> dict[str, Any] | Answer:
-    raw = await _body(request, JSON_BODY_MAX_BYTES)
-    if not raw.strip():
-        return {}
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return fal_errors.bad_request("Request body is not valid JSON")
-    if not isinstance(body, dict):
-        return fal_errors.bad_request("Request body must be a JSON object")
-    return body
-
-
-def _key_denial(request: Request) -> Answer | None:
-    """fal's key rules, as for any rest.fal.ai call (a call through the server proxy may come
-    without a key: the proxy adds the server's own), through the fal routes' own check."""
-    entry = request.scope.get(ENTRY)
-    proxied = bool(entry is not None and entry.proxied)
-    return request.app.state.fal_calls.keys.denied(_raw_authorization(request.scope), proxied)
-
-
-def _raw_authorization(scope: dict) -> bytes | None:
-    for name, value in scope["headers"]:
-        if name == b"authorization":
+def clean_content_type(value: Any) -> str:
+    """``value`` when it looks like ``type/subtype[; params]`` (printable ASCII), else octet-stream."""
+    if isinstance(value, str):
+        value = value.strip()
+        if len(value) <= 255 and _CONTENT_TYPE.match(value):
             return value
-    return None
+    return _OCTET
 
 
-# -- rest.fal.ai ------------------------------------------------------------------------------
-async def _rest_call(request: Request) -> Answer | None:
-    """The gate of the REST routes: preflight, method, key, ``?storage_type=``."""
-    return _key_denial(request) or get_emulator(request).uploads.storage_type_denial(request.query_params.get("storage_type"))
+def _extension_for(content_type: str) -> str:
+    bare = content_type.split(";", 1)[0].strip().lower()
+    ext = mimetypes.guess_extension(bare) if bare != _OCTET else None
+    return ext if ext and _UNSAFE.sub("", ext) == ext else ".bin"
 
 
-@router.api_route(REST_PREFIX + "storage/auth/token", methods=_ANY)
-async def issue_token(request: Request) -> RawResponse:
-    gated = _gate(request, "POST")
-    if gated is not None:
-        return gated
-    denied = await _rest_call(request)
-    if denied is not None:
-        return _error(denied)
-    await _body(request, JSON_BODY_MAX_BYTES)  # `{}`; read so the connection stays clean
-    return _reply(get_emulator(request).uploads.issue_token(_base(request) + CDN_PREFIX.rstrip("/")))
+def stored_name(original: Any, content_type: str) -> str:
+    """A fresh, unique FileStore name for an upload.
+
+    ``<16 hex>-<sanitised original>`` keeping the original's extension, or
+    ``<32 hex><ext>`` (extension guessed from ``content_type``) when no usable name was given.
+    """
+    base = ""
+    if isinstance(original, str):
+        base = original.replace("\\", "/").rsplit("/", 1)[-1]
+        base = _UNSAFE.sub("_", base).lstrip(".")
+    if not base.strip("._-"):
+        return secrets.token_hex(16) + _extension_for(content_type)
+    if len(base) > _NAME_MAX:
+        stem, dot, ext = base.rpartition(".")
+        if dot and 0 < len(ext) <= 16:
+            base = stem[: _NAME_MAX - len(ext) - 1] + "." + ext
+        else:
+            base = base[:_NAME_MAX]
+    return f"{secrets.token_hex(8)}-{base}"
 
 
-@router.api_route(REST_PREFIX + "storage/upload/initiate", methods=_ANY)
-async def initiate(request: Request) -> RawResponse:
-    return await _initiate(request, multipart=False)
+def _iso(epoch: float) -> str:
+    """ISO-8601 with an explicit ``+00:00`` (fal_client compares it with an aware now())."""
+    return datetime.fromtimestamp(int(epoch), timezone.utc).isoformat()
 
 
-@router.api_route(REST_PREFIX + "storage/upload/initiate-multipart", methods=_ANY)
-async def initiate_multipart(request: Request) -> RawResponse:
-    return await _initiate(request, multipart=True)
+def _strip_etag(value: Any) -> str:
+    text = str(value).strip()
+    if text.startswith("W/"):
+        text = text[2:]
+    return text.strip('"')
 
 
-async def _initiate(request: Request, multipart: bool) -> RawResponse:
-    gated = _gate(request, "POST")
-    if gated is not None:
-        return gated
-    denied = await _rest_call(request)
-    if denied is not None:
-        return _error(denied)
-    body = await _json_body(request)
-    if isinstance(body, Answer):
-        return _error(body)
-    uploads = get_emulator(request).uploads
-    start = uploads.initiate_multipart if multipart else uploads.initiate
-    return _reply(start(body, _files_base(request)))
+# -- state ---------------------------------------------------------------------------------
 
 
-# -- v3.fal.media -------------------------------------------------------------------------------
-@router.api_route(CDN_PREFIX + "files/upload", methods=_ANY)
-async def cdn_upload(request: Request) -> RawResponse:
-    gated = _gate(request, "POST")
-    if gated is not None:
-        return gated
-    uploads = get_emulator(request).uploads
-    denied = uploads.token_denial(request.headers.get("authorization"))
-    if denied is not None:
-        return _error(denied)
-    received = uploads.receiving()
-    try:
-        data = await _upload_body(request, uploads.single_cap, received)
-        received.release()  # the bytes move to the store (no await in between)
-        return _reply(uploads.cdn_upload(data, request.headers.get("content-type"),
-                                         request.headers.get("x-fal-file-name"), _files_base(request)))
-    finally:
-        received.release()
+@dataclass
+class _Signed:
+    secret: str
+    content_type: str
+    expires_at: float
 
 
-@router.api_route(CDN_PREFIX + "files/upload/multipart", methods=_ANY)
-async def cdn_multipart(request: Request) -> RawResponse:
-    gated = _gate(request, "POST")
-    if gated is not None:
-        return gated
-    uploads = get_emulator(request).uploads
-    denied = uploads.token_denial(request.headers.get("authorization"))
-    if denied is not None:
-        return _error(denied)
-    await _body(request, JSON_BODY_MAX_BYTES)
-    return _reply(uploads.cdn_multipart(request.headers.get("content-type"), request.headers.get("x-fal-file-name"),
-                                        _files_base(request)))
+@dataclass
+class _Multipart:
+    name: str
+    content_type: str
+    touched: float
+    parts: dict[int, tuple[bytes, str]] = field(default_factory=dict)  # n -> (data, etag)
+    size: int = 0
 
 
-@router.api_route(REST_PREFIX + "{rest:path}", methods=_ANY)
-@router.api_route(CDN_PREFIX + "{rest:path}", methods=_ANY)
-async def unknown_host_path(request: Request) -> AnswerResponse:
-    return _error(fal_errors.path_not_found(request.scope["path"]))
+#: What a session call gives: the JSON payload of its 200, or fal's error answer.
+Outcome = dict[str, Any] | Answer
 
 
-# -- PUT/POST on /_mock/files/ ----------------------------------------------------------------------
-@router.api_route(FILES_PREFIX + "{name}", methods=_NOT_READS)
-async def signed_put(name: str, request: Request) -> RawResponse:
-    gated = _gate(request, "PUT")
-    if gated is not None:
-        return gated
-    uploads = get_emulator(request).uploads
-    denied = uploads.signed_put_denial(name, request.query_params.get("signature", ""))
-    if denied is not None:
-        return _error(denied)
-    received = uploads.receiving()
-    try:
-        data = await _upload_body(request, uploads.single_cap, received)
-        received.release()  # the bytes move to the store (no await in between)
-        return _reply(uploads.signed_put(name, data, request.headers.get("content-type")))
-    finally:
-        received.release()
+class UploadSessions:
+    """The upload routes' state: issued CDN tokens, signed PUT URLs and unfinished multipart
+    uploads; finished uploads land in the :class:`FileStore`.
+
+    Reachable as ``FalMock.uploads``.  All state is touched only on the server's event loop
+    (no locks needed); every collection is bounded by count and expires by the mock's clock.
+    ``files_base`` arguments are ``{scheme}://{host}/_mock/files/`` as the caller reached the mock.
+    """
+
+    def __init__(self, clock: Clock, files: FileStore, settings: Callable[[], Settings]) -> None:
+        self.clock = clock
+        self.files = files
+        self._settings = settings
+        self.tokens: OrderedDict[str, float] = OrderedDict()  # token -> expires_at
+        self.signed: OrderedDict[str, _Signed] = OrderedDict()  # file name -> pending PUT
+        self.multipart: OrderedDict[str, _Multipart] = OrderedDict()  # uploadId -> upload
+        self.completed: OrderedDict[str, str] = OrderedDict()  # uploadId -> file name
+        self.pending_bytes = 0
+        self.in_flight = 0  # bytes of upload bodies being received (or joined)
+
+    # -- the budget -----------------------------------------------------------------------
+    @property
+    def budget(self) -> int:
+        """Everything upload-related kept at once (stored, unfinished, in flight), in bytes."""
+        return self.files.upload_bytes
+
+    @property
+    def kept_bytes(self) -> int:
+        return self.files.uploaded_bytes + self.pending_bytes + self.in_flight
+
+    def receiving(self) -> "Receiving":
+        """Count an upload body as it arrives; ``release()`` it once kept or refused."""
+        return Receiving(self)
+
+    def _make_room(self, keep_upload: str | None = None, keep_stored: int = 0) -> None:
+        """Drop stored uploads (but the ``keep_stored`` newest), then unfinished ones (but
+        ``keep_upload``), until the budget holds."""
+        self.files.trim_uploads(max(0, self.budget - self.pending_bytes - self.in_flight), keep_stored)
+        for other in [u for u in self.multipart if u != keep_upload]:
+            if self.kept_bytes <= self.budget:
+                break
+            self._drop_multipart(other)
+
+    # -- limits and checks --------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        return self.clock.now()
+
+    @property
+    def single_cap(self) -> int:
+        """The largest single-request upload (a CDN upload, a signed PUT)."""
+        return max(self._settings().max_body_bytes, SINGLE_UPLOAD_MAX_BYTES)
+
+    @property
+    def part_cap(self) -> int:
+        """The largest multipart part."""
+        return min(self.single_cap, MULTIPART_MAX_BYTES)
+
+    def token_denial(self, authorization: str | None) -> Answer | None:
+        """A CDN call must carry ``Authorization: Bearer <token>`` of a live token issued here."""
+        if not self._settings().auth:
+            return None
+        if not authorization:
+            return fal_errors.unauthorized("Missing authorization header")
+        scheme, _, token = authorization.partition(" ")
+        expires_at = self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        if expires_at is None:
+            return fal_errors.unauthorized("Invalid token")
+        if self.now >= expires_at:
+            self.tokens.pop(token.strip(), None)
+            return fal_errors.unauthorized("Token expired")
+        return None
+
+    @staticmethod
+    def storage_type_denial(kind: str | None) -> Answer | None:
+        """``?storage_type=`` must be one fal knows (absent is fine)."""
+        if kind is None or kind in STORAGE_TYPES:
+            return None
+        return fal_errors.bad_request(f"Unsupported storage_type {kind!r}")
+
+    def _expire(self) -> None:
+        now = self.now
+        for token in [t for t, exp in self.tokens.items() if now >= exp]:
+            del self.tokens[token]
+        for name in [n for n, s in self.signed.items() if now >= s.expires_at]:
+            del self.signed[name]
+        for upload_id in [u for u, m in self.multipart.items() if now >= m.touched + UPLOAD_TTL_SECONDS]:
+            self._drop_multipart(upload_id)
+
+    def _drop_multipart(self, upload_id: str) -> None:
+        upload = self.multipart.pop(upload_id, None)
+        if upload is not None:
+            self.pending_bytes -= upload.size
+
+    def forget_uploads(self) -> None:
+        """Drop unfinished uploads (on the mock's reset; issued tokens stay valid, clients cache them)."""
+        self.signed.clear()
+        self.multipart.clear()
+        self.completed.clear()
+        self.pending_bytes = 0  # bodies in flight stay counted until their routes release them
+
+    def _store(self, name: str, data: bytes, content_type: str) -> None:
+        self.files.add_upload(name, data, content_type)
+        self._make_room(keep_stored=1)  # never the file just stored
+
+    # -- rest.fal.ai -----------------------------------------------------------------------
+    def issue_token(self, cdn_base: str) -> Outcome:
+        """A CDN token ``{token, token_type, base_url, expires_at}``; ``cdn_base`` is the CDN
+        stand-in's URL as the caller reached the mock."""
+        self._expire()
+        token = secrets.token_urlsafe(32)
+        expires_at = float(int(self.now + CDN_TOKEN_TTL_SECONDS))
+        self.tokens[token] = expires_at
+        while len(self.tokens) > MAX_TOKENS:
+            self.tokens.popitem(last=False)
+        return {"token": token, "token_type": "Bearer", "base_url": cdn_base, "expires_at": _iso(expires_at)}
+
+    def initiate(self, body: dict[str, Any], files_base: str) -> Outcome:
+        """A signed single upload: ``{upload_url, file_url}``; the PUT to ``upload_url`` stores it."""
+        content_type = clean_content_type(body.get("content_type"))
+        name = stored_name(body.get("file_name"), content_type)
+        self._expire()
+        secret = secrets.token_hex(16)
+        self.signed[name] = _Signed(secret, content_type, self.now + UPLOAD_TTL_SECONDS)
+        while len(self.signed) > MAX_PENDING_SIGNED:
+            self.signed.popitem(last=False)
+        file_url = files_base + name
+        return {"upload_url": f"{file_url}?signature={secret}", "file_url": file_url}
+
+    def initiate_multipart(self, body: dict[str, Any], files_base: str) -> Outcome:
+        content_type = clean_content_type(body.get("content_type"))
+        file_url, upload_id = self._new_multipart(files_base, body.get("file_name"), content_type)
+        return {"upload_url": f"{file_url}/multipart/{upload_id}", "file_url": file_url}
+
+    def _new_multipart(self, files_base: str, original: Any, content_type: str) -> tuple[str, str]:
+        self._expire()
+        name = stored_name(original, content_type)
+        upload_id = secrets.token_hex(16)
+        self.multipart[upload_id] = _Multipart(name, content_type, self.now)
+        while len(self.multipart) > MAX_PENDING_MULTIPART:
+            self._drop_multipart(next(iter(self.multipart)))
+        return files_base + name, upload_id
+
+    # -- v3.fal.media ----------------------------------------------------------------------
+    def cdn_upload(self, data: bytes, content_type: str | None, original: str | None, files_base: str) -> Outcome:
+        """``POST files/upload``: the bytes, stored at once -> ``{access_url}``."""
+        content_type = clean_content_type(content_type)
+        name = stored_name(original, content_type)
+        self._store(name, data, content_type)
+        return {"access_url": files_base + name}
+
+    def cdn_multipart(self, content_type: str | None, original: str | None, files_base: str) -> Outcome:
+        """``POST files/upload/multipart`` -> ``{access_url, uploadId}``."""
+        file_url, upload_id = self._new_multipart(files_base, original or "upload.bin", clean_content_type(content_type))
+        return {"access_url": file_url, "uploadId": upload_id}
+
+    # -- PUT/POST on /_mock/files/ -------------------------------------------------------------
+    def signed_put_denial(self, name: str, signature: str) -> Answer | None:
+        """Whether a signed PUT may store ``name`` (checked before its body is read)."""
+        self._expire()
+        pending = self.signed.get(name)
+        # as bytes: compare_digest refuses str with non-ASCII characters (a 500, issue 20.13)
+        if pending is None or not secrets.compare_digest(signature.encode("utf-8", "surrogatepass"),
+                                                         pending.secret.encode()):
+            # like a bad or expired signed GCS URL
+            return fal_errors.detail(403, "Invalid or expired upload URL")
+        return None
+
+    def signed_put(self, name: str, data: bytes, content_type: str | None) -> Outcome:
+        """Store a signed PUT's bytes (after :meth:`signed_put_denial`).  The URL stays usable
+        until it expires (a retried PUT overwrites the same file)."""
+        pending = self.signed.get(name)
+        if pending is None:  # expired or reset while the body came in
+            return fal_errors.detail(403, "Invalid or expired upload URL")
+        content_type = clean_content_type(content_type) if content_type else pending.content_type
+        self._store(name, data, content_type)
+        return {}
+
+    def _find_multipart(self, name: str, upload_id: str) -> _Multipart | None:
+        upload = self.multipart.get(upload_id)
+        if upload is None or upload.name != name:
+            return None
+        return upload
+
+    def part_denial(self, name: str, upload_id: str, number: int) -> Answer | None:
+        """Whether part ``number`` of an upload may be sent (checked before its body is read)."""
+        self._expire()
+        if self._find_multipart(name, upload_id) is None:
+            return fal_errors.detail(404, "Upload not found")
+        if not 1 <= number <= MAX_PART_NUMBER:
+            return fal_errors.bad_request(f"Part number must be between 1 and {MAX_PART_NUMBER}")
+        return None
+
+    async def put_part(self, name: str, upload_id: str, number: int, data: bytes,
+                       received: "Receiving | None" = None) -> Outcome:
+        """Keep part ``number`` -> ``{partNumber, etag}`` (S3's quoted MD5 etag).  ``received``
+        (the body's count) is released as the part joins the unfinished upload."""
+        etag = '"' + (await asyncio.to_thread(lambda: hashlib.md5(data).hexdigest())) + '"'
+        upload = self._find_multipart(name, upload_id)  # again: it may have expired meanwhile
+        if upload is None:
+            return fal_errors.detail(404, "Upload not found")
+        old = upload.parts.get(number)
+        delta = len(data) - (len(old[0]) if old else 0)
+        ceiling = min(MULTIPART_MAX_BYTES, self.budget)
+        if upload.size + delta > ceiling:
+            self._drop_multipart(upload_id)
+            return fal_errors.body_too_large(ceiling)
+        # Bound all unfinished uploads together: drop the least recently used others first.
+        for other in [u for u in self.multipart if u != upload_id]:
+            if self.pending_bytes + delta <= MULTIPART_MAX_BYTES:
+                break
+            self._drop_multipart(other)
+        if received is not None:
+            received.release()
+        upload.parts[number] = (data, etag)
+        upload.size += delta
+        self.pending_bytes += delta
+        self._make_room(keep_upload=upload_id)
+        upload.touched = self.now
+        self.multipart.move_to_end(upload_id)
+        return {"partNumber": number, "etag": etag}
+
+    async def complete(self, name: str, upload_id: str, body: dict[str, Any], files_base: str) -> Outcome:
+        """Join the listed parts into the file -> ``{access_url}`` (again for a retried complete)."""
+        file_url = files_base + name
+        if self.completed.get(upload_id) == name:
+            return {"access_url": file_url}
+        self._expire()
+        upload = self._find_multipart(name, upload_id)
+        if upload is None:
+            return fal_errors.detail(404, "Upload not found")
+        listed = body.get("parts")
+        if not isinstance(listed, list) or not listed:
+            return fal_errors.bad_request("parts must be a non-empty list")
+        chosen: dict[int, bytes] = {}
+        for part in listed:
+            number = part.get("partNumber") if isinstance(part, dict) else None
+            if not isinstance(number, int) or isinstance(number, bool) or number in chosen:
+                return fal_errors.bad_request("Each part needs a distinct integer partNumber")
+            stored = upload.parts.get(number)
+            if stored is None:
+                return fal_errors.bad_request(f"Part {number} was not uploaded")
+            etag = part.get("etag")
+            if etag is not None and _strip_etag(etag) != _strip_etag(stored[1]):
+                return fal_errors.bad_request(f"Part {number} has a different etag")
+            chosen[number] = stored[0]
+        self._drop_multipart(upload_id)
+        self.in_flight += upload.size  # the parts, then the joined file, until it is stored
+        try:
+            data = await asyncio.to_thread(lambda: b"".join(chosen[n] for n in sorted(chosen)))
+        finally:
+            self.in_flight -= upload.size
+        self._store(name, data, upload.content_type)
+        self.completed[upload_id] = name
+        while len(self.completed) > MAX_COMPLETED:
+            self.completed.popitem(last=False)
+        return {"access_url": file_url}
 
 
-@router.api_route(FILES_PREFIX + "{name}/multipart/{upload_id}/complete", methods=_NOT_READS)
-async def complete(name: str, upload_id: str, request: Request) -> RawResponse:
-    gated = _gate(request, "POST")
-    if gated is not None:
-        return gated
-    body = await _json_body(request)
-    if isinstance(body, Answer):
-        return _error(body)
-    return _reply(await get_emulator(request).uploads.complete(name, upload_id, body, _files_base(request)))
+class Receiving:
+    """The count of one upload body being received (see the module doc): ``add`` each chunk
+    (False: over the budget, answer 413), ``release`` when the bytes are kept or dropped."""
 
+    __slots__ = ("sessions", "held")
 
-@router.api_route(FILES_PREFIX + "{name}/multipart/{upload_id}/{number:int}", methods=_NOT_READS)
-async def put_part(name: str, upload_id: str, number: int, request: Request) -> RawResponse:
-    gated = _gate(request, "PUT")
-    if gated is not None:
-        return gated
-    uploads = get_emulator(request).uploads
-    denied = uploads.part_denial(name, upload_id, number)
-    if denied is not None:
-        return _error(denied)
-    received = uploads.receiving()
-    try:
-        data = await _upload_body(request, uploads.part_cap, received)
-        outcome = await uploads.put_part(name, upload_id, number, data, received)
-    finally:
-        received.release()
-    if isinstance(outcome, Answer):
-        return _error(outcome)
-    return _reply(outcome, [(b"etag", outcome["etag"].encode())])
+    def __init__(self, sessions: UploadSessions) -> None:
+        self.sessions = sessions
+        self.held = 0
 
+    def add(self, size: int) -> bool:
+        sessions = self.sessions
+        if sessions.in_flight + size > sessions.budget:
+            return False  # bodies in flight cannot be dropped to make room
+        sessions.in_flight += size
+        self.held += size
+        sessions._make_room()
+        if sessions.kept_bytes > sessions.budget:
+            sessions.in_flight -= size
+            self.held -= size
+            return False
+        return True
 
-@router.api_route(FILES_PREFIX + "{rest:path}", methods=_NOT_READS)
-async def unknown_file_path(request: Request) -> RawResponse:
-    if request.method == "OPTIONS":
-        return _preflight()
-    return _error(fal_errors.path_not_found(request.scope["path"]))
+    def release(self) -> None:
+        self.sessions.in_flight -= self.held
+        self.held = 0
