@@ -11,6 +11,12 @@ page (``http://localhost:3000``: the user's own app in development), or one the 
 (``--proxy-cors ORIGIN,...`` or ``*``); any other is refused with 403 (its preflight too, so
 the browser does not even send it).  Callers without an ``Origin`` (Node, Python, curl) are
 served as before.
+
+Keys (issue 21.6): the proxy stands for the user's own server, which holds a valid key and
+adds it to calls that carry none (fal-js libs/proxy), so with auth on a proxied call
+without ``Authorization`` is accepted, as fal's proxy would send it on; a call that carries
+a key is checked like any other (``--keys``: only those).  Who may make such calls at all
+is the origin rule above (and, for the mock's own host, the DNS-rebinding guard).
 """
 from __future__ import annotations
 
