@@ -39,6 +39,9 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allowed-hosts", default="",
                         help="comma-separated Host names answered besides loopback and fal's own hosts "
                              "(the DNS-rebinding guard; off loopback, when given, only these)")
+    parser.add_argument("--proxy-cors", default="", metavar="ORIGIN,...",
+                        help="browser origins (http://host:port, or *) whose pages may call the JS proxy "
+                             "/api/fal/proxy besides loopback pages; others are refused (403)")
     parser.add_argument("--max-pending", type=int, default=10_000,
                         help="requests waiting or running at once; a submit beyond is answered 429 (default 10000)")
     parser.add_argument("--journal-size", type=int, default=1000, help="calls kept in the request journal (default 1000)")
@@ -81,6 +84,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         max_requests=args.max_requests,
         max_pending=args.max_pending,
         allowed_hosts=tuple(h.strip() for h in args.allowed_hosts.split(",") if h.strip()),
+        proxy_cors=tuple(o.strip().rstrip("/") for o in args.proxy_cors.split(",") if o.strip()),
         journal_size=args.journal_size,
         polls=args.polls,
     )

@@ -63,7 +63,8 @@ class FalMock:
             self.persistence = Persistence(self, self.settings.state_dir).start()
         #: Signed webhook delivery for ``?fal_webhook=`` (after the state folder's replay,
         #: whose completions were delivered before the restart).
-        self.webhooks = WebhookDispatcher(self.queue, self.clock, self.driver, self.journal, self.origin_result)
+        self.webhooks = WebhookDispatcher(self.queue, self.clock, self.driver, self.journal, self.origin_result,
+                                          lambda: self.settings)
         self.on_reset(self.webhooks.reset)
         #: Upload sessions of the storage stand-ins (CDN tokens, signed PUTs, multipart).
         self.uploads = UploadSessions(self.clock, self.files, lambda: self.settings)

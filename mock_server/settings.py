@@ -45,6 +45,9 @@ class Settings:
     #: Host names answered besides loopback and fal's own (DNS-rebinding guard, protocol/hosts.py);
     #: on a non-loopback bind, when given, only these (and fal's) are answered
     allowed_hosts: tuple[str, ...] = ()
+    #: Browser origins (``http://host:port``, or ``*``) whose pages may call the JS proxy
+    #: besides the mock's own and loopback pages (web/routers/proxy.py)
+    proxy_cors: tuple[str, ...] = ()
     max_pending: int = 10_000  # requests waiting or running at once; a submit beyond is answered 429
     max_body_bytes: int = 32 * 1024 * 1024
     journal_size: int = 1000  # calls kept in the request journal; the oldest are dropped

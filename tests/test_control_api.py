@@ -102,11 +102,12 @@ def test_an_admin_token_guards_every_control_route_but_health_and_fals_hosts():
     with BackgroundServer(FalMock(Settings(profile="instant", admin_token="s3cret"))) as server:
         with httpx.Client(base_url=server.url, timeout=10) as client:
             for path in ("/_mock/requests", "/_mock/queue", "/_mock/clock", "/_mock/faults", "/_mock/config",
-                         "/_mock/openapi.json", "/_mock/webhooks", "/_mock/webhooks/config",
-                         "/_mock/.well-known/jwks.json"):
+                         "/_mock/openapi.json", "/_mock/webhooks", "/_mock/webhooks/config"):
                 assert client.get(path).status_code == 401, path
                 assert client.get(path, headers={"Authorization": "Bearer s3cret"}).status_code == 200, path
             assert client.get("/_mock/health").status_code == 200
+            # issue 21.11: the public key is public (a verifier off loopback reads it without the token)
+            assert client.get("/_mock/.well-known/jwks.json").status_code == 200
             assert client.get("/_mock/rest/.well-known/jwks.json").status_code == 200
 
 

@@ -29,7 +29,8 @@ _UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 
 @pytest.fixture(scope="module")
 def servers():
-    mock = FalMock(Settings(profile="instant"))
+    # mock.test is no loopback name: allowed like a user's --allowed-hosts (the DNS-rebinding guard)
+    mock = FalMock(Settings(profile="instant", allowed_hosts=("mock.test", "queue.mock.test")))
     lane = BackgroundServer(mock).start()
     plain = BackgroundServer(mock, lane=False).start()
     yield mock, lane, plain
@@ -260,7 +261,7 @@ def test_the_lane_steps_aside_while_writes_are_paused():
         def resume_reading(self) -> None: ...
 
     async def scenario() -> None:
-        mock = FalMock(Settings(profile="instant"))
+        mock = FalMock(Settings(profile="instant", allowed_hosts=("mock.test",)))
         app = create_app(mock)
         config = uvicorn_config(app, mock.settings)
         config.load()
@@ -292,7 +293,7 @@ def test_the_lane_steps_aside_while_writes_are_paused():
 def test_a_remembered_submit_route_follows_a_change_of_validation_profile():
     """The lane remembers where a submit URL leads; configure() swapping the endpoints for
     another validation profile must reach the very next submit."""
-    mock = FalMock(Settings(profile="instant"))
+    mock = FalMock(Settings(profile="instant", allowed_hosts=("mock.test",)))
     server = BackgroundServer(mock).start()
     long_prompt = json.dumps({"prompt": "x" * 2001, "image_urls": ["https://example.com/a.png"]}).encode()
     try:

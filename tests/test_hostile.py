@@ -155,7 +155,7 @@ def typed_error(type_: str, msg: str, index: int, input_: str, ctx: dict | None 
 def test_oversized_body_is_413_in_fals_request_error_shape(mock, bystander):
     with socket.create_connection(("127.0.0.1", mock.port), timeout=10) as conn:
         size = BIG_CAP + 1
-        conn.sendall(f"POST /queue/{ENDPOINT} HTTP/1.1\r\nHost: x\r\nAuthorization: Key a:b\r\n"
+        conn.sendall(f"POST /queue/{ENDPOINT} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Key a:b\r\n"
                      f"Content-Type: application/json\r\nContent-Length: {size}\r\n\r\n".encode())
         chunk = b" " * (1024 * 1024)
         sent = 0
@@ -269,7 +269,7 @@ def test_bytes_that_are_no_image_are_image_load_error(mock, bystander):
     ("/_mock/files/passwd", "File not found"),
 ])
 def test_path_traversal_on_file_routes_is_404_json(mock, bystander, raw_path, detail):
-    data = raw(mock.port, f"GET {raw_path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    data = raw(mock.port, f"GET {raw_path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
     status_line, headers, body = split_response(data)
     assert status_line == "HTTP/1.1 404 Not Found"
     assert headers["content-type"] == "application/json"
@@ -278,7 +278,7 @@ def test_path_traversal_on_file_routes_is_404_json(mock, bystander, raw_path, de
 
 
 def test_nul_byte_in_a_raw_path_is_refused_by_the_parser(mock, bystander):
-    data = raw(mock.port, b"GET /_mock/files/\x00 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = raw(mock.port, b"GET /_mock/files/\x00 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
     assert data.startswith(b"HTTP/1.1 400 Bad Request\r\n") and data.endswith(b"Invalid HTTP request received.")
 
 
@@ -286,7 +286,7 @@ def test_nul_byte_in_a_raw_path_is_refused_by_the_parser(mock, bystander):
 
 
 def test_huge_header_values_and_thousands_of_headers_do_not_hurt_the_server(mock, bystander):
-    request = b"GET /_mock/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    request = b"GET /_mock/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
     # uvicorn + httptools set no header-size cap: a 1 MiB value is read and answered.
     big = raw(mock.port, request + b"X-Big: " + b"a" * (1024 * 1024) + b"\r\n\r\n")
     assert big.startswith(b"HTTP/1.1 200 OK\r\n") and big.endswith(b'{"status":"ok","requests":1,"preloaded":false}')
@@ -315,7 +315,7 @@ def test_query_abuse_is_answered_normally(mock, bystander):
     assert isinstance(logs("x=" + "y" * 10_000 + "&logs=1"), list)
     assert logs("&&&==&=&logs") is None
     # a 100k-character request line is past httptools' limit: its own plain 400
-    data = raw(mock.port, f"GET {status[len(mock.url):]}?{'a' * 100_000} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    data = raw(mock.port, f"GET {status[len(mock.url):]}?{'a' * 100_000} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
     assert data.startswith(b"HTTP/1.1 400 Bad Request\r\n") and data.endswith(b"Invalid HTTP request received.")
 
 
@@ -328,7 +328,7 @@ def test_query_abuse_is_answered_normally(mock, bystander):
     ("TRACE", f"/{ENDPOINT}", (405, {"detail": "Method Not Allowed"})),
 ])
 def test_unknown_methods(mock, bystander, method, path, expect):
-    data = raw(mock.port, f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Key a:b\r\nConnection: close\r\n\r\n".encode())
+    data = raw(mock.port, f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Key a:b\r\nConnection: close\r\n\r\n".encode())
     status_line, headers, body = split_response(data)
     status, payload = expect
     assert status_line.split(" ", 2)[1] == str(status)
@@ -351,21 +351,21 @@ def test_http_1_0_without_host_is_answered_and_closed(mock, bystander):
 
 def test_pipelined_requests_are_answered_in_order(mock, bystander):
     path = bystander.body["status_url"][len(mock.url):]
-    one = f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Key a:b\r\n\r\n"
-    health = "GET /_mock/health HTTP/1.1\r\nHost: x\r\n\r\n"
-    result = f"GET {path[:-len('/status')]} HTTP/1.1\r\nHost: x\r\nAuthorization: Key a:b\r\nConnection: close\r\n\r\n"
+    one = f"GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Key a:b\r\n\r\n"
+    health = "GET /_mock/health HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    result = f"GET {path[:-len('/status')]} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Key a:b\r\nConnection: close\r\n\r\n"
     data = raw(mock.port, (one + health + result).encode())
     statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", data)
     assert statuses == [b"202", b"200", b"400"]
     assert b'"queue_position":0' in data and b'{"status":"ok","requests":1,"preloaded":false}' in data
     # the still-in-progress body, keys in fal's alphabetical order: status_url last
-    assert data.endswith(b'"status_url":"http://x/queue/' + f"{APP}/requests/{bystander.rid}/status".encode() + b'"}')
+    assert data.endswith(b'"status_url":"http://localhost/queue/' + f"{APP}/requests/{bystander.rid}/status".encode() + b'"}')
     assert b'"detail":"Request is still in progress"' in data
 
 
 def test_a_client_sending_headers_byte_by_byte_does_not_stall_others(mock, bystander):
     path = bystander.body["status_url"][len(mock.url):]
-    request = f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Key a:b\r\nConnection: close\r\n\r\n".encode()
+    request = f"GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Key a:b\r\nConnection: close\r\n\r\n".encode()
     answer: dict[str, bytes] = {}
     started = threading.Event()
 
@@ -404,7 +404,7 @@ STREAMS = 1000
 
 async def _open_stream(port: int, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Key a:b\r\nConnection: close\r\n\r\n".encode())
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Key a:b\r\nConnection: close\r\n\r\n".encode())
     await writer.drain()
     data = b""
     while b"\n\n" not in data.partition(b"\r\n\r\n")[2]:

@@ -123,9 +123,23 @@ class FileStore:
                 self._uploaded -= len(old.data)
             self._uploads[name] = StoredFile(data, content_type)
             self._uploaded += len(data)
-            while self._uploaded > self.upload_bytes and len(self._uploads) > 1:
-                _, dropped = self._uploads.popitem(last=False)
-                self._uploaded -= len(dropped.data)
+            self._trim_uploads(self.upload_bytes, 1)
+
+    @property
+    def uploaded_bytes(self) -> int:
+        """Bytes of the uploads kept."""
+        return self._uploaded
+
+    def trim_uploads(self, limit: int, keep: int = 0) -> None:
+        """Drop the oldest uploads until they hold at most ``limit`` bytes (the ``keep``
+        newest stay)."""
+        with self._lock:
+            self._trim_uploads(limit, keep)
+
+    def _trim_uploads(self, limit: int, keep: int) -> None:
+        while self._uploaded > limit and len(self._uploads) > keep:
+            _, dropped = self._uploads.popitem(last=False)
+            self._uploaded -= len(dropped.data)
 
     # -- lookup -----------------------------------------------------------------
     def __contains__(self, name: str) -> bool:

@@ -26,6 +26,13 @@ Stored names are ``<16 hex>-<original name>`` with the name cut to ``[A-Za-z0-9.
 (its extension kept), or ``<32 hex><.ext from the content type>`` when no name was sent.
 
 Time is the mock's clock (tokens and unfinished uploads expire when it is advanced).
+
+One budget bounds everything upload-related the mock keeps (issue 20.8): the FileStore's
+``upload_bytes`` (512 MiB) covers stored uploads, unfinished multipart parts and the
+bodies of uploads being received, together.  A body is counted as it arrives
+(:meth:`UploadSessions.receiving`); when the bodies in flight (which cannot be dropped)
+would pass the budget, it is refused with fal's 413; otherwise the oldest stored uploads,
+then the least recently used other unfinished multipart uploads, are dropped to make room.
 """
 from __future__ import annotations
 
@@ -53,6 +60,7 @@ __all__ = [
     "SINGLE_UPLOAD_MAX_BYTES",
     "UPLOAD_TTL_SECONDS",
     "STORAGE_TYPES",
+    "Receiving",
     "UploadSessions",
     "clean_content_type",
     "stored_name",
@@ -65,7 +73,8 @@ MAX_TOKENS = 10_000
 #: A single-request upload may be this large even when ``max_body_bytes`` is smaller:
 #: fal_client sends up to 100 MiB in one request, fal-js up to 90 MiB.
 SINGLE_UPLOAD_MAX_BYTES = 100 * 1024 * 1024
-#: One multipart upload, and all unfinished ones together, hold at most this much.
+#: One multipart upload, and all unfinished ones together, hold at most this much (and with
+#: stored uploads and bodies in flight, at most the FileStore's ``upload_bytes``).
 MULTIPART_MAX_BYTES = 512 * 1024 * 1024
 #: Unfinished multipart uploads kept at once (the least recently used is dropped).
 MAX_PENDING_MULTIPART = 32
@@ -180,6 +189,30 @@ class UploadSessions:
         self.multipart: OrderedDict[str, _Multipart] = OrderedDict()  # uploadId -> upload
         self.completed: OrderedDict[str, str] = OrderedDict()  # uploadId -> file name
         self.pending_bytes = 0
+        self.in_flight = 0  # bytes of upload bodies being received (or joined)
+
+    # -- the budget -----------------------------------------------------------------------
+    @property
+    def budget(self) -> int:
+        """Everything upload-related kept at once (stored, unfinished, in flight), in bytes."""
+        return self.files.upload_bytes
+
+    @property
+    def kept_bytes(self) -> int:
+        return self.files.uploaded_bytes + self.pending_bytes + self.in_flight
+
+    def receiving(self) -> "Receiving":
+        """Count an upload body as it arrives; ``release()`` it once kept or refused."""
+        return Receiving(self)
+
+    def _make_room(self, keep_upload: str | None = None, keep_stored: int = 0) -> None:
+        """Drop stored uploads (but the ``keep_stored`` newest), then unfinished ones (but
+        ``keep_upload``), until the budget holds."""
+        self.files.trim_uploads(max(0, self.budget - self.pending_bytes - self.in_flight), keep_stored)
+        for other in [u for u in self.multipart if u != keep_upload]:
+            if self.kept_bytes <= self.budget:
+                break
+            self._drop_multipart(other)
 
     # -- limits and checks --------------------------------------------------------------
     @property
@@ -237,10 +270,11 @@ class UploadSessions:
         self.signed.clear()
         self.multipart.clear()
         self.completed.clear()
-        self.pending_bytes = 0
+        self.pending_bytes = 0  # bodies in flight stay counted until their routes release them
 
     def _store(self, name: str, data: bytes, content_type: str) -> None:
         self.files.add_upload(name, data, content_type)
+        self._make_room(keep_stored=1)  # never the file just stored
 
     # -- rest.fal.ai -----------------------------------------------------------------------
     def issue_token(self, cdn_base: str) -> Outcome:
@@ -298,7 +332,9 @@ class UploadSessions:
         """Whether a signed PUT may store ``name`` (checked before its body is read)."""
         self._expire()
         pending = self.signed.get(name)
-        if pending is None or not secrets.compare_digest(signature, pending.secret):
+        # as bytes: compare_digest refuses str with non-ASCII characters (a 500, issue 20.13)
+        if pending is None or not secrets.compare_digest(signature.encode("utf-8", "surrogatepass"),
+                                                         pending.secret.encode()):
             # like a bad or expired signed GCS URL
             return fal_errors.detail(403, "Invalid or expired upload URL")
         return None
@@ -328,25 +364,31 @@ class UploadSessions:
             return fal_errors.bad_request(f"Part number must be between 1 and {MAX_PART_NUMBER}")
         return None
 
-    async def put_part(self, name: str, upload_id: str, number: int, data: bytes) -> Outcome:
-        """Keep part ``number`` -> ``{partNumber, etag}`` (S3's quoted MD5 etag)."""
+    async def put_part(self, name: str, upload_id: str, number: int, data: bytes,
+                       received: "Receiving | None" = None) -> Outcome:
+        """Keep part ``number`` -> ``{partNumber, etag}`` (S3's quoted MD5 etag).  ``received``
+        (the body's count) is released as the part joins the unfinished upload."""
         etag = '"' + (await asyncio.to_thread(lambda: hashlib.md5(data).hexdigest())) + '"'
         upload = self._find_multipart(name, upload_id)  # again: it may have expired meanwhile
         if upload is None:
             return fal_errors.detail(404, "Upload not found")
         old = upload.parts.get(number)
         delta = len(data) - (len(old[0]) if old else 0)
-        if upload.size + delta > MULTIPART_MAX_BYTES:
+        ceiling = min(MULTIPART_MAX_BYTES, self.budget)
+        if upload.size + delta > ceiling:
             self._drop_multipart(upload_id)
-            return fal_errors.body_too_large(MULTIPART_MAX_BYTES)
+            return fal_errors.body_too_large(ceiling)
         # Bound all unfinished uploads together: drop the least recently used others first.
         for other in [u for u in self.multipart if u != upload_id]:
             if self.pending_bytes + delta <= MULTIPART_MAX_BYTES:
                 break
             self._drop_multipart(other)
+        if received is not None:
+            received.release()
         upload.parts[number] = (data, etag)
         upload.size += delta
         self.pending_bytes += delta
+        self._make_room(keep_upload=upload_id)
         upload.touched = self.now
         self.multipart.move_to_end(upload_id)
         return {"partNumber": number, "etag": etag}
@@ -376,9 +418,41 @@ class UploadSessions:
                 return fal_errors.bad_request(f"Part {number} has a different etag")
             chosen[number] = stored[0]
         self._drop_multipart(upload_id)
-        data = await asyncio.to_thread(lambda: b"".join(chosen[n] for n in sorted(chosen)))
+        self.in_flight += upload.size  # the parts, then the joined file, until it is stored
+        try:
+            data = await asyncio.to_thread(lambda: b"".join(chosen[n] for n in sorted(chosen)))
+        finally:
+            self.in_flight -= upload.size
         self._store(name, data, upload.content_type)
         self.completed[upload_id] = name
         while len(self.completed) > MAX_COMPLETED:
             self.completed.popitem(last=False)
         return {"access_url": file_url}
+
+
+class Receiving:
+    """The count of one upload body being received (see the module doc): ``add`` each chunk
+    (False: over the budget, answer 413), ``release`` when the bytes are kept or dropped."""
+
+    __slots__ = ("sessions", "held")
+
+    def __init__(self, sessions: UploadSessions) -> None:
+        self.sessions = sessions
+        self.held = 0
+
+    def add(self, size: int) -> bool:
+        sessions = self.sessions
+        if sessions.in_flight + size > sessions.budget:
+            return False  # bodies in flight cannot be dropped to make room
+        sessions.in_flight += size
+        self.held += size
+        sessions._make_room()
+        if sessions.kept_bytes > sessions.budget:
+            sessions.in_flight -= size
+            self.held -= size
+            return False
+        return True
+
+    def release(self) -> None:
+        self.sessions.in_flight -= self.held
+        self.held = 0

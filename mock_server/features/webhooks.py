@@ -36,6 +36,18 @@ of the *mock's* clock after the failed attempt started: 15 s doubling to a 30 mi
 10 retries, the last one 7305 s (about two hours) after the first attempt.  A frozen clock
 holds retries until it is advanced.
 
+Deliveries (issue 20.5): one HTTP client for all of them (made on the server's loop at the
+first delivery, closed at stop), at most :data:`MAX_CONCURRENT` attempts at once (the rest
+wait their turn), and nothing held between retries: a retry is a line in a schedule (request
+id, URL, attempt, due time); its attempt looks the request up and builds the body again.
+
+Targets (issue 21.2): an attempt first resolves the URL's host (and connects to the address
+it checked, like ``--allow-fetch``'s guard, :mod:`mock_server.endpoints.fal_app.netguard`).
+It is *refused*, logged with outcome ``"refused"`` and the reason and never retried, when
+the target is the mock itself (an address of this machine on the mock's port, or any
+``/_mock/`` path on this machine: a webhook must not drive the control API), or, unless
+the user allows fetching (``--allow-fetch``), a link-local or cloud-metadata address.
+
 The queue advances lazily, so while a request with a webhook is not yet COMPLETED the
 dispatcher holds a watch on the emulator's :class:`~mock_server.core.driver.QueueDriver`, which
 advances the queue on the mock's clock: a webhook fires when its request completes even if
@@ -53,10 +65,13 @@ import asyncio
 import base64
 import concurrent.futures
 import hashlib
+import heapq
+import itertools
 import logging
+import socket
 import threading
 from collections import deque
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import orjson
@@ -66,6 +81,8 @@ from mock_server.core.clock import Clock, ClockWaiter
 from mock_server.core.driver import QueueDriver
 from mock_server.core.journal import Journal, JournalEntry
 from mock_server.core.queue import COMPLETED, QueuedRequest, RequestQueue
+from mock_server.endpoints.fal_app import netguard
+from mock_server.settings import Settings
 
 if TYPE_CHECKING:
     import httpx
@@ -85,6 +102,8 @@ ATTEMPT_TIMEOUT = 10.0
 STALE_BY = 600
 #: Delivery attempts kept in the log (oldest dropped first).
 LOG_LIMIT = 1000
+#: Attempts in flight at once; the others wait for a free slot.
+MAX_CONCURRENT = 16
 
 
 # -- payload -----------------------------------------------------------------------------
@@ -171,8 +190,10 @@ class WebhookDispatcher:
     """
 
     def __init__(self, queue: RequestQueue, clock: Clock, driver: QueueDriver, journal: Journal,
-                 result: Callable[[QueuedRequest], Awaitable[Answer]]) -> None:
+                 result: Callable[[QueuedRequest], Awaitable[Answer]],
+                 settings: Callable[[], Settings] | None = None) -> None:
         self.queue = queue
+        self._settings = settings or Settings
         self.clock = clock
         self.driver = driver
         self._result = result
@@ -186,7 +207,11 @@ class WebhookDispatcher:
         self._logged = threading.Condition()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiter: ClockWaiter | None = None  # sleeps between retries (made on the server's loop)
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task] = set()  # attempts in flight (at most MAX_CONCURRENT)
+        self._schedule: list[_Due] = []  # attempts to make, earliest first (a heap)
+        self._order = itertools.count()
+        self._scheduler: asyncio.Task | None = None
+        self._client: "httpx.AsyncClient | None" = None  # shared by every attempt, made on the loop
         self._early: list[QueuedRequest] = []  # completed before the server's loop was known
         # ids of requests with a webhook, not yet COMPLETED: while there are any, a watch on
         # the queue driver moves the queue on the clock (released when none is left)
@@ -271,11 +296,16 @@ class WebhookDispatcher:
         self._generation += 1
         self._awaiting.clear()
         self._unwatch()
-        tasks = list(self._tasks)
+        self._schedule.clear()
+        tasks = list(self._tasks) + ([self._scheduler] if self._scheduler is not None else [])
+        self._scheduler = None
         for task in tasks:
             task.cancel()
         if tasks:  # waited for, so no task is left pending on a loop that is about to stop
             await asyncio.wait(tasks, timeout=1.0)
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._loop is loop:
@@ -288,6 +318,7 @@ class WebhookDispatcher:
 
     def _forget(self) -> None:
         """On the loop: drop pending deliveries and the requests being watched (a reset)."""
+        self._schedule.clear()
         for task in list(self._tasks):
             task.cancel()
         self._awaiting.clear()
@@ -355,52 +386,133 @@ class WebhookDispatcher:
             release()
 
     def _spawn(self, request: QueuedRequest) -> None:
+        """Schedule the first attempt for ``request`` (now)."""
         if self._stopped or self._loop is None:
             return  # the server is stopping: nothing would wait for this delivery
-        task = self._loop.create_task(self._deliver(request))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        assert request.webhook_url is not None
+        self._plan(_Due(self.clock.now(), next(self._order), request.request_id, request.webhook_url, 1,
+                        self._generation))
+
+    def _plan(self, due: "_Due") -> None:
+        """On the loop: add an attempt to the schedule and wake the scheduler."""
+        heapq.heappush(self._schedule, due)
+        if self._scheduler is None or self._scheduler.done():
+            assert self._loop is not None
+            self._scheduler = self._loop.create_task(self._run_schedule())
+        elif self._waiter is not None:
+            self._waiter.notify()
+
+    async def _run_schedule(self) -> None:
+        """Start the attempts that are due, at most :data:`MAX_CONCURRENT` at once."""
+        waiter = self._waiter
+        assert waiter is not None and self._loop is not None
+        slots = asyncio.Semaphore(MAX_CONCURRENT)
+        while not self._stopped:
+            schedule = self._schedule
+            if schedule and schedule[0].at <= self.clock.now():
+                await slots.acquire()
+                if not schedule or schedule[0].at > self.clock.now():  # reset meanwhile
+                    slots.release()
+                    continue
+                due = heapq.heappop(schedule)
+                task = self._loop.create_task(self._attempt(due))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                task.add_done_callback(lambda _: slots.release())
+                continue
+            when = schedule[0].at if schedule else self.clock.now() + 3600
+            await waiter.sleep_until(when, max_wait=60.0)
 
     # -- delivery ----------------------------------------------------------------------
-    async def _deliver(self, request: QueuedRequest) -> None:
-        url = request.webhook_url
-        assert url is not None
-        rid = request.request_id
-        generation = self._generation
+    async def _attempt(self, due: "_Due") -> None:
+        """One attempt; a failed one schedules the next (nothing else is kept meanwhile)."""
+        rid, url, attempt, generation = due.request_id, due.url, due.attempt, due.generation
+        at = self.clock.now()
         try:
+            request = self.queue.get(rid)
+            if request is None:  # forgotten meanwhile (max_requests, reset)
+                if generation == self._generation:
+                    self._append(self._record(rid, url, attempt, at, {}, None, "the request was forgotten"), "failed")
+                return
+            try:
+                target = await self._target(url)
+            except _Refused as refused:
+                if generation == self._generation:
+                    self._append(self._record(rid, url, attempt, at, {}, None, f"refused: {refused}"), "refused")
+                return
+            except (OSError, ValueError, asyncio.TimeoutError) as exc:
+                target, error = None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             answer = await self._result(request)
             body = webhook_body(rid, answer.status, answer.body)
-            import httpx
-
-            async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False, trust_env=False) as client:
-                attempt = 0
-                while generation == self._generation:  # else reset or stopped meanwhile
-                    attempt += 1
-                    at = self.clock.now()
-                    headers = self._headers(rid, at, body)
-                    status, error = await self._post(client, url, headers, body)
-                    record = self._record(rid, url, attempt, at, headers, status, error)
-                    if status is not None and 200 <= status < 300:
-                        self._append(record, "delivered")
-                        if self.config.duplicate:
-                            again_at = self.clock.now()
-                            status, error = await self._post(client, url, headers, body)
-                            again = self._record(rid, url, attempt, again_at, headers, status, error)
-                            again["duplicate"] = True
-                            self._append(again, "delivered" if status is not None and 200 <= status < 300 else "failed")
-                        return
-                    if attempt > len(self.retry_delays):
-                        self._append(record, "failed")
-                        return
-                    due = at + self.retry_delays[attempt - 1]
-                    record["next_attempt_at"] = due
-                    self._append(record, "retry")
-                    await self._sleep_until(due, generation)
+            headers = self._headers(rid, at, body)
+            status, error = (await self._post(target, headers, body)) if target is not None else (None, error)
+            if generation != self._generation:
+                return  # reset or stopped meanwhile
+            record = self._record(rid, url, attempt, at, headers, status, error)
+            if status is not None and 200 <= status < 300:
+                self._append(record, "delivered")
+                if self.config.duplicate:
+                    again_at = self.clock.now()
+                    status, error = await self._post(target, headers, body)
+                    again = self._record(rid, url, attempt, again_at, headers, status, error)
+                    again["duplicate"] = True
+                    self._append(again, "delivered" if status is not None and 200 <= status < 300 else "failed")
+                return
+            if attempt > len(self.retry_delays):
+                self._append(record, "failed")
+                return
+            next_at = at + self.retry_delays[attempt - 1]
+            record["next_attempt_at"] = next_at
+            self._append(record, "retry")
+            if not self._stopped:
+                self._plan(_Due(next_at, next(self._order), rid, url, attempt + 1, generation))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug here must not kill the loop or go unseen
             log.exception("webhook delivery for %s failed", rid)
             self._append(self._record(rid, url, 0, self.clock.now(), {}, None, f"{type(exc).__name__}: {exc}"), "failed")
+
+    async def _target(self, url: str) -> netguard.PinnedTarget:
+        """Where an attempt connects: the URL pinned to a checked address of its host.
+        Raises :class:`_Refused` (see the module doc), ``OSError``/``ValueError`` when the
+        host does not resolve or the URL is unusable (a failed attempt, retried)."""
+        from urllib.parse import urlsplit, urlunsplit
+
+        settings = self._settings()
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise _Refused(f"not a usable URL ({exc})") from None
+        scheme = parts.scheme.lower()
+        host = (parts.hostname or "").rstrip(".").lower()
+        if scheme not in ("http", "https") or not host:
+            raise _Refused("not an http(s) URL with a host")
+        port = port or (443 if scheme == "https" else 80)
+        if host in netguard.METADATA_HOSTS and not settings.allow_fetch:
+            raise _Refused(f"{host} is a cloud metadata host (allowed with --allow-fetch)")
+        loop = asyncio.get_running_loop()
+
+        def resolve() -> tuple[list[str], list[str]]:
+            infos = netguard.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            found = [info[4][0] for info in infos if info[0] in (socket.AF_INET, socket.AF_INET6)]
+            return found, [address for address in found if _this_machine(address)]
+
+        addresses, local = await asyncio.wait_for(loop.run_in_executor(None, resolve), self.timeout)
+        if not addresses:
+            raise OSError(f"{host} has no IPv4/IPv6 address")
+        if local and (port == settings.port or (parts.path or "/").startswith("/_mock/")):
+            raise _Refused(f"{host}:{port} is this fal-mock server (its port or its /_mock/ control API)")
+        if not settings.allow_fetch:
+            for address in addresses:
+                reason = netguard.blocked_reason(address)
+                if reason is not None:
+                    raise _Refused(f"{host} resolves to {address}, {reason} (allowed with --allow-fetch)")
+        address = addresses[0]
+        literal = f"[{address}]" if ":" in address else address
+        pinned = urlunsplit((scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
+        host_header = parts.netloc.rpartition("@")[2] or host
+        return netguard.PinnedTarget(pinned, host_header, host if scheme == "https" else None, address)
 
     def _headers(self, request_id: str, at: float, body: bytes) -> dict[str, str]:
         config = self.config
@@ -417,23 +529,23 @@ class WebhookDispatcher:
             "x-fal-webhook-signature": signature,
         }
 
-    async def _post(self, client: "httpx.AsyncClient", url: str, headers: dict[str, str], body: bytes) -> tuple[int | None, str | None]:
+    async def _post(self, target: netguard.PinnedTarget, headers: dict[str, str], body: bytes) -> tuple[int | None, str | None]:
         """One POST: (status code, None) when an answer came, else (None, what went wrong)."""
         import httpx
 
+        if self._client is None:  # on the server's loop, kept until stop()
+            self._client = httpx.AsyncClient(
+                timeout=self.timeout, follow_redirects=False, trust_env=False,
+                limits=httpx.Limits(max_connections=MAX_CONCURRENT * 2, max_keepalive_connections=MAX_CONCURRENT))
+        extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else None
         try:
-            response = await client.post(url, content=body, headers=headers)
+            response = await self._client.post(target.url, content=body, headers={**headers, "host": target.host_header},
+                                               timeout=self.timeout, extensions=extensions)
         except httpx.TimeoutException as exc:
             return None, f"timeout after {self.timeout:g} s ({type(exc).__name__})"
         except httpx.HTTPError as exc:
             return None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         return response.status_code, None
-
-    async def _sleep_until(self, due: float, generation: int) -> None:
-        clock, waiter = self.clock, self._waiter
-        assert waiter is not None
-        while clock.now() < due and generation == self._generation:
-            await waiter.sleep_until(due, max_wait=60.0)
 
     @staticmethod
     def _record(request_id: str, url: str, attempt: int, at: float, headers: dict[str, str],
@@ -457,6 +569,41 @@ class WebhookDispatcher:
         with self._logged:
             self._log.append(record)
             self._logged.notify_all()
+
+
+@dataclass(order=True, slots=True)
+class _Due:
+    """One attempt in the schedule: all that is kept of a delivery between its attempts."""
+
+    at: float
+    order: int
+    request_id: str = field(compare=False)
+    url: str = field(compare=False)
+    attempt: int = field(compare=False)
+    generation: int = field(compare=False)
+
+
+class _Refused(Exception):
+    """A target the mock never delivers to (the message says why)."""
+
+
+def _this_machine(address: str) -> bool:
+    """Whether ``address`` is one of this machine's own (a socket can bind to it)."""
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if ip.is_loopback or ip.is_unspecified:
+        return True
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.bind((address, 0))
+    except OSError:
+        return False
+    return True
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

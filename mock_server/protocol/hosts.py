@@ -29,7 +29,7 @@ def host_name(host: str) -> str:
     return host.rstrip(".")
 
 
-def _is_loopback_name(name: str) -> bool:
+def is_loopback_name(name: str) -> bool:
     if name == "localhost" or name.endswith(".localhost"):
         return True
     try:
@@ -44,7 +44,7 @@ def _is_fal_name(name: str) -> bool:
 
 def is_loopback_bind(bind_host: str) -> bool:
     name = host_name(bind_host) if bind_host.startswith("[") else bind_host.strip().lower()
-    return _is_loopback_name(name)
+    return is_loopback_name(name)
 
 
 class HostPolicy:
@@ -54,6 +54,14 @@ class HostPolicy:
         self.loopback = is_loopback_bind(bind_host)
         self.allowed = frozenset(host_name(name) for name in allowed)
         self._verdicts: dict[str, bool] = {}
+
+    def allows_at(self, host: str, server: tuple | None) -> bool:
+        """:meth:`allows`, or ``host`` is the address the connection reached (``scope["server"]``):
+        an address literal is no name a rebinding page can own, and the server may be bound
+        to another interface than its settings say (``BackgroundServer(mock, host=...)``)."""
+        if self.allows(host):
+            return True
+        return bool(server) and host_name(host) == str(server[0]).lower()
 
     def allows(self, host: str) -> bool:
         verdict = self._verdicts.get(host)
@@ -67,5 +75,5 @@ class HostPolicy:
         if name in self.allowed or _is_fal_name(name):
             return True
         if self.loopback:
-            return _is_loopback_name(name) or not name  # HTTP/1.0 without Host
+            return is_loopback_name(name) or not name  # HTTP/1.0 without Host
         return not self.allowed  # another interface: any name, unless the user listed some

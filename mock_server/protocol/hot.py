@@ -11,6 +11,7 @@ from mock_server.core import fal_errors
 from mock_server.core.endpoint import Endpoint
 from mock_server.core.journal import BODY_KEEP
 from mock_server.protocol.calls import JSON, FalCalls, Reply, note, reply_of
+from mock_server.protocol.hosts import HostPolicy
 from mock_server.protocol.paths import QUEUE_CALLS, is_proxy, queue_path, queue_target, segments
 from mock_server.protocol.request import HttpRequest
 
@@ -30,7 +31,10 @@ class FastLane:
     def __init__(self, calls: FalCalls) -> None:
         self.calls = calls
         self.emulator = calls.emulator
-        self._prefix = calls.emulator.settings.queue_prefix.rstrip("/")
+        settings = calls.emulator.settings
+        self._prefix = settings.queue_prefix.rstrip("/")
+        # a Host this server does not answer (DNS rebinding): declined, the web face refuses it
+        self._hosts = HostPolicy(settings.host, settings.allowed_hosts)
         # (path, scheme, host) of a queue submit -> (endpoint, queue base URL): a client
         # submits to the same URL again and again, so the lane routes it with one lookup
         self._submit_routes: dict[tuple[str, str, str], tuple[Endpoint, str]] = {}
@@ -43,7 +47,7 @@ class FastLane:
         if emulator.faults.active or len(body) > emulator.settings.max_body_bytes:
             return None
         call = HttpRequest(scope, _no_receive, body)
-        if call.path.startswith("/_mock/"):
+        if call.path.startswith("/_mock/") or not self._hosts.allows_at(call.host, scope.get("server")):
             return None
         started = time.perf_counter()
         entry = call.entry = emulator.journal.new_entry(

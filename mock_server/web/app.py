@@ -16,8 +16,10 @@ from fastapi.exceptions import RequestValidationError
 
 from mock_server.emulator import FalMock
 from mock_server.protocol.calls import FalCalls
+from mock_server.protocol.hosts import HostPolicy
 from mock_server.protocol.hot import FastLane
 from mock_server.web.control import bad_input
+from mock_server.web.hostguard import HostGuard
 from mock_server.web.journaling import JournalMiddleware
 from mock_server.web.responses import AnswerError, AnswerResponse
 from mock_server.web.routers import control, dashboard, files, proxy, queue, run, storage, webhooks
@@ -74,6 +76,9 @@ def create_app(emulator: FalMock, *, preloaded: Callable[[], bool] | None = None
         app.include_router(router)
     app.add_middleware(queue.QueueHost, emulator=emulator)
     app.add_middleware(JournalMiddleware, emulator=emulator)
+    # outermost: a Host this server does not answer (DNS rebinding) reaches nothing else
+    settings = emulator.settings
+    app.add_middleware(HostGuard, policy=HostPolicy(settings.host, settings.allowed_hosts))
 
     def begin_shutdown() -> None:
         """The server is stopping (SIGTERM/SIGINT): end open status and dashboard streams now."""

@@ -3,6 +3,7 @@ routes (admin token, cross-site).  Overridable in tests through ``app.dependency
 from __future__ import annotations
 
 import hmac
+import ipaddress
 
 from fastapi import Request
 
@@ -43,3 +44,14 @@ def same_site(request: Request) -> None:
     """A state-changing control call from another site's page is refused (403)."""
     if request.method not in ("GET", "HEAD") and cross_site(request):
         raise AnswerError(fal_errors.detail(403, "Cross-site requests to the control API are refused"))
+
+
+def local_caller(request: Request) -> bool:
+    """Whether the peer is on this machine (a loopback address; in-process clients count)."""
+    client = request.scope.get("client")
+    if not client:
+        return True  # no socket: an in-process ASGI client
+    try:
+        return ipaddress.ip_address(str(client[0]).split("%", 1)[0]).is_loopback
+    except ValueError:
+        return client[0] in ("testclient",)

@@ -303,7 +303,12 @@ async def _read_one(url: str, index: int, env: EndpointEnv, limits: InputLimits)
         if len(stored.data) > env.fetch_max_bytes:
             raise _too_large_file(index, url, env.fetch_max_bytes)
         return await asyncio.to_thread(_decode, stored.data, index, url, limits, caption)
-    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    try:  # a URL urlsplit refuses ("http://[") is no file to download (issue 20.13)
+        parts = urlsplit(url)
+        parts.hostname  # noqa: B018 - raises ValueError for a bad bracketed address
+    except ValueError:
+        raise _download_error(index, url) from None
+    scheme = parts.scheme.lower() if "://" in url else ""
     if scheme not in ("http", "https"):
         raise _download_error(index, url)
     if not env.allow_fetch:

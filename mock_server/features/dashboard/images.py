@@ -65,11 +65,15 @@ def input_tile(key: str, index: int, url: Any, own: Callable[[str], str | None])
     found = own(url)
     if found is not None:
         return Tile("tile", link=found, src=found, img_css="in", alt=alt, caption=caption)
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:  # "http://[" and other URLs urlsplit refuses: shown, never a 500
+        return Tile("tile ph", ("not a URL",), title=short(url, 300), caption=caption)
     if parts.scheme not in ("http", "https"):
         what = f"{parts.scheme}: URL" if parts.scheme else "not a URL"
         return Tile("tile ph", (short(what, 28),), title=short(url, 300), caption=caption)
-    return Tile("tile ph remote", ("remote", short(parts.hostname or "?", 28)), title=short(url, 300), caption=caption)
+    return Tile("tile ph remote", ("remote", short(hostname or "?", 28)), title=short(url, 300), caption=caption)
 
 
 def output_tiles(urls: list[str] | None, planned: int | None, own: Callable[[str], str | None]) -> list[Tile]:

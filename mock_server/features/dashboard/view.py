@@ -184,7 +184,10 @@ class DashboardView:
         notes = [Note("fault", entry.kind, entry.fault) for entry in row.entries if entry.fault]
         queued = row.queued
         if queued is not None and queued.webhook_url:
-            host = urlsplit(queued.webhook_url).netloc or queued.webhook_url
+            try:
+                host = urlsplit(queued.webhook_url).netloc or queued.webhook_url
+            except ValueError:  # a URL urlsplit refuses: shown as sent
+                host = queued.webhook_url
             attempts = self.deliveries(row.key)
             for d in attempts[-3:]:
                 code = d.get("status_code")

@@ -23,7 +23,7 @@ from mock_server.core.faults import FaultError
 from mock_server.emulator import FalMock
 from mock_server.settings import Settings
 from mock_server.web.control import control_router, ok, only
-from mock_server.web.deps import get_emulator
+from mock_server.web.deps import get_emulator, local_caller
 from mock_server.web.responses import AnswerResponse, RawResponse
 
 _STRICT = ConfigDict(strict=True, extra="forbid")
@@ -81,11 +81,19 @@ class ConfigChange(BaseModel):
     allow_fetch: bool | None = None
 
 
+def redacted_key(key: str) -> str:
+    """``id:secret`` -> ``id:***`` (as the journal shows an Authorization header)."""
+    key_id, colon, _ = key.partition(":")
+    return f"{key_id}:***" if colon else "***"
+
+
 def settings_view(settings: Settings) -> dict[str, Any]:
+    """The settings the control API shows; keys redacted (issue 21.6): the secrets are the
+    user's, who passed them with --keys."""
     return {
         "profile": settings.profile, "speed": settings.speed, "workers": settings.workers,
         "validation": settings.validation, "polls": settings.polls, "auth": settings.auth,
-        "keys": list(settings.keys), "allow_fetch": settings.allow_fetch,
+        "keys": [redacted_key(key) for key in settings.keys], "allow_fetch": settings.allow_fetch,
         "max_requests": settings.max_requests, "journal_size": settings.journal_size,
     }
 
@@ -211,8 +219,15 @@ async def config(mock: FalMock = Depends(get_emulator)) -> RawResponse:
 
 
 @_guarded.post("/config")
-async def change_config(change: ConfigChange | None = None, mock: FalMock = Depends(get_emulator)) -> RawResponse:
+async def change_config(request: Request, change: ConfigChange | None = None,
+                        mock: FalMock = Depends(get_emulator)) -> RawResponse:
+    """Change settings.  What guards the fal routes (``auth``, ``keys``) changes only with the
+    admin token (the router checks it when one is set) or, without one, from this machine
+    (a loopback peer; the router's guard has already refused cross-site calls)."""
     changes = change.model_dump(exclude_unset=True) if change is not None else {}
+    if ("auth" in changes or "keys" in changes) and not mock.settings.admin_token and not local_caller(request):
+        return AnswerResponse(fal_errors.detail(
+            403, "Changing auth or keys needs the admin token (--admin-token) or a caller on this machine"))
     changes.setdefault("polls", False)  # no polls: leave poll-count mode as it is
     try:
         mock.configure(**changes)

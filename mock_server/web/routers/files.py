@@ -15,6 +15,22 @@ from mock_server.web.responses import AnswerResponse, RawResponse
 router = APIRouter()
 
 _CACHED = [(b"cache-control", b"public, max-age=31536000, immutable")]
+#: A stored file never runs as the mock's origin (issue 21.1: an uploaded HTML or SVG file
+#: would be same-origin with /_mock/): no sniffing, no script, no plugin, a sandbox; and
+#: anything but a raster image is a download, not a page.
+_INERT = [(b"x-content-type-options", b"nosniff"),
+          (b"content-security-policy", b"default-src 'none'; sandbox")]
+_ATTACHMENT = (b"content-disposition", b"attachment")
+#: Shown inline: raster images (what endpoints render and browsers display as images only).
+INLINE_TYPES = frozenset(("image/png", "image/jpeg", "image/webp", "image/gif"))
+
+
+def file_headers(content_type: str) -> list[tuple[bytes, bytes]]:
+    """The headers every stored file is served with (besides its type and length)."""
+    headers = _CACHED + _INERT
+    if content_type.split(";", 1)[0].strip().lower() not in INLINE_TYPES:
+        headers = headers + [_ATTACHMENT]
+    return headers
 
 
 async def stored_file(request: Request):
@@ -27,7 +43,7 @@ async def stored_file(request: Request):
     stored = await asyncio.to_thread(fal_calls(request).emulator.files.get, name)
     if stored is None:
         return AnswerResponse(fal_errors.detail(404, "File not found"))
-    response = RawResponse(200, stored.data, list(_CACHED), content_type=stored.content_type.encode("latin-1"))
+    response = RawResponse(200, stored.data, file_headers(stored.content_type), content_type=stored.content_type.encode("latin-1"))
     if request.method == "HEAD":
         response.body = b""  # its content-length stays the file's
     return response

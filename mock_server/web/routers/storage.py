@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request
 from mock_server.core import fal_errors
 from mock_server.core.answers import Answer
 from mock_server.core.paths import CDN_PREFIX, FILES_PREFIX, REST_PREFIX
-from mock_server.features.storage import JSON_BODY_MAX_BYTES, Outcome
+from mock_server.features.storage import JSON_BODY_MAX_BYTES, Outcome, Receiving
 from mock_server.web.deps import get_emulator
 from mock_server.web.journaling import ENTRY
 from mock_server.web.responses import AnswerError, AnswerResponse, RawResponse
@@ -77,14 +77,25 @@ def _files_base(request: Request) -> str:
     return _base(request) + FILES_PREFIX
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    """The whole body; fal's 413 past ``limit`` bytes."""
+async def _body(request: Request, limit: int, received: Receiving | None = None) -> bytes:
+    """The whole body; fal's 413 past ``limit`` bytes, or when ``received`` (an upload's
+    count against the upload budget) says the budget is spent."""
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
             raise AnswerError(fal_errors.body_too_large(limit))
+        if received is not None and chunk and not received.add(len(chunk)):
+            raise AnswerError(fal_errors.body_too_large(received.sessions.budget))
     return bytes(body)
+
+
+async def _upload_body(request: Request, limit: int, received: Receiving) -> bytes:
+    """An upload's body, counted in flight until the route releases ``received``."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > received.sessions.budget:  # refused before reading
+        raise AnswerError(fal_errors.body_too_large(received.sessions.budget))
+    return await _body(request, limit, received)
 
 
 async def _json_body(request: Request) -> dict[str, Any] | Answer:
@@ -168,9 +179,14 @@ async def cdn_upload(request: Request) -> RawResponse:
     denied = uploads.token_denial(request.headers.get("authorization"))
     if denied is not None:
         return _error(denied)
-    data = await _body(request, uploads.single_cap)
-    return _reply(uploads.cdn_upload(data, request.headers.get("content-type"), request.headers.get("x-fal-file-name"),
-                                     _files_base(request)))
+    received = uploads.receiving()
+    try:
+        data = await _upload_body(request, uploads.single_cap, received)
+        received.release()  # the bytes move to the store (no await in between)
+        return _reply(uploads.cdn_upload(data, request.headers.get("content-type"),
+                                         request.headers.get("x-fal-file-name"), _files_base(request)))
+    finally:
+        received.release()
 
 
 @router.api_route(CDN_PREFIX + "files/upload/multipart", methods=_ANY)
@@ -203,8 +219,13 @@ async def signed_put(name: str, request: Request) -> RawResponse:
     denied = uploads.signed_put_denial(name, request.query_params.get("signature", ""))
     if denied is not None:
         return _error(denied)
-    data = await _body(request, uploads.single_cap)
-    return _reply(uploads.signed_put(name, data, request.headers.get("content-type")))
+    received = uploads.receiving()
+    try:
+        data = await _upload_body(request, uploads.single_cap, received)
+        received.release()  # the bytes move to the store (no await in between)
+        return _reply(uploads.signed_put(name, data, request.headers.get("content-type")))
+    finally:
+        received.release()
 
 
 @router.api_route(FILES_PREFIX + "{name}/multipart/{upload_id}/complete", methods=_NOT_READS)
@@ -227,7 +248,12 @@ async def put_part(name: str, upload_id: str, number: int, request: Request) -> 
     denied = uploads.part_denial(name, upload_id, number)
     if denied is not None:
         return _error(denied)
-    outcome = await uploads.put_part(name, upload_id, number, await _body(request, uploads.part_cap))
+    received = uploads.receiving()
+    try:
+        data = await _upload_body(request, uploads.part_cap, received)
+        outcome = await uploads.put_part(name, upload_id, number, data, received)
+    finally:
+        received.release()
     if isinstance(outcome, Answer):
         return _error(outcome)
     return _reply(outcome, [(b"etag", outcome["etag"].encode())])

@@ -1,8 +1,9 @@
 """Webhook routes: the JWKS that verifies every signature, the delivery log and the switches
 (:mod:`mock_server.features.webhooks` is the dispatcher behind them).
 
-- ``GET /_mock/.well-known/jwks.json``       the public key (also under ``/_mock/rest/``, where
-                                             the proxy maps ``rest.alpha.fal.ai``; open like storage)
+- ``GET /_mock/.well-known/jwks.json``       the public key, open even with an admin token (also
+                                             under ``/_mock/rest/``, where the proxy maps
+                                             ``rest.alpha.fal.ai``; open like storage)
 - ``GET /_mock/webhooks``                    every delivery attempt, oldest first
 - ``GET|POST /_mock/webhooks/config``        the test switches (bad_signature, stale_timestamp, duplicate)
 - ``POST /_mock/webhooks/reset``             forget the log, switches off, drop pending retries
@@ -34,7 +35,8 @@ class WebhookSwitches(BaseModel):
 
 router = APIRouter()
 _guarded = control_router(prefix="/_mock/webhooks", tags=["webhooks"])
-_keys = control_router(tags=["webhooks"])
+# the public key is public (issue 21.11): open, so a verifier can read it off loopback too
+_keys = control_router(admin=False, tags=["webhooks"])
 _rest_keys = control_router(admin=False, include_in_schema=False)
 
 
