@@ -257,3 +257,46 @@ def test_a_request_whose_head_is_complete_is_not_cut(server):
 
 def test_the_timeout_is_a_setting():
     assert Settings().request_head_timeout == 10.0
+
+
+# -- descriptors running out -------------------------------------------------------------------------
+
+_LOW_FD_SERVER = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+from mock_server.emulator import FalMock
+from mock_server.server.background import BackgroundServer
+from mock_server.settings import Settings
+server = BackgroundServer(FalMock(Settings(profile="instant", request_head_timeout=0.5))).start()
+print(server.port, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_server_out_of_descriptors_keeps_running_and_serves_again():
+    """At a 128-descriptor limit, 300 silent sockets exhaust the server's descriptors (the
+    red-team run: ~1,000 at ``ulimit -n 1024`` locked every client out).  Accept errors
+    (EMFILE) do not stop the server, and once the silent sockets time out a client is served."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", _LOW_FD_SERVER], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    idle: list[socket.socket] = []
+    try:
+        port = int(process.stdout.readline())
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(300)]
+        deadline = time.monotonic() + 10
+        status = None
+        while status is None and time.monotonic() < deadline:
+            try:
+                status = httpx.get(f"http://127.0.0.1:{port}/_mock/health", timeout=1).status_code
+            except httpx.TransportError:  # accepted and dropped while no descriptor is free
+                assert process.poll() is None, process.stderr.read().decode()
+        assert status == 200
+        assert process.poll() is None
+    finally:
+        for conn in idle:
+            conn.close()
+        process.kill()
+        process.wait()
