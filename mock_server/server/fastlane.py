@@ -51,8 +51,9 @@ _LANE_METHODS = {b"GET": "GET", b"POST": "POST"}
 #: The scope extension that carries the connection's transport to the app.
 TRANSPORT_EXTENSION = "fal_mock.transport"
 #: The most bytes a request head (request line, headers and the blank line) may take; a longer
-#: one is answered 431.  64 KiB, as in common servers' defaults (nginx's largest header buffers
-#: hold 4 x 8 KiB, Node's --max-http-header-size is 16 KiB): far above what any fal client sends.
+#: one is answered 431.  64 KiB is above common servers' own limits (nginx's
+#: large_client_header_buffers 4 x 8 KiB, Node's --max-http-header-size 16 KiB), so no real
+#: client's request is refused.
 HEAD_MAX = 64 * 1024
 #: After a 431, how long the rest of the oversized head is read and dropped before the socket
 #: closes, so that a client still sending reads the answer instead of a connection reset.
