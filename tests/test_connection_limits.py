@@ -60,16 +60,31 @@ def closed_within(conn: socket.socket, seconds: float) -> bytes | None:
     return None
 
 
-def read_answer(conn: socket.socket) -> bytes:
-    """One whole answer (with a content-length) from a keep-alive connection."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += conn.recv(65536) or pytest.fail(f"closed mid-answer: {data!r}")
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")))
-    while len(body) < length:
-        body += conn.recv(65536) or pytest.fail("closed mid-body")
-    return head + b"\r\n\r\n" + body
+class Answers:
+    """Whole answers (with a content-length), one by one, from a keep-alive connection;
+    what arrives beyond one answer is kept for the next."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.buffer = b""
+
+    def _more(self) -> None:
+        chunk = self.conn.recv(65536)
+        if not chunk:
+            pytest.fail(f"closed mid-answer: {self.buffer[:200]!r}")
+        self.buffer += chunk
+
+    def next(self) -> bytes:
+        while b"\r\n\r\n" not in self.buffer:
+            self._more()
+        head, _, rest = self.buffer.partition(b"\r\n\r\n")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")))
+        while len(rest) < length:
+            self._more()
+            head, _, rest = self.buffer.partition(b"\r\n\r\n")
+        self.buffer = rest[length:]
+        return head + b"\r\n\r\n" + rest[:length]
 
 
 # -- 431 -------------------------------------------------------------------------------------------
@@ -116,11 +131,12 @@ def test_bodies_and_pipelined_requests_do_not_count_toward_the_limit(server):
     post = (b"POST " + SUBMIT + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Key a:b\r\n"
             b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(big)) + big
     with connect(server) as conn:
+        answers = Answers(conn)
         conn.sendall(post)
-        assert read_answer(conn).startswith(b"HTTP/1.1 200 OK\r\n")  # queued (checked when it runs)
+        assert answers.next().startswith(b"HTTP/1.1 200 OK\r\n")  # queued (checked when it runs)
         conn.sendall((HEALTH + b"\r\n") * 2000)
         for _ in range(2000):
-            assert read_answer(conn).startswith(b"HTTP/1.1 200 OK\r\n")
+            assert answers.next().startswith(b"HTTP/1.1 200 OK\r\n")
 
 
 def test_the_parser_never_buffers_more_than_the_limit_of_one_head():
@@ -234,9 +250,10 @@ def test_the_timer_restarts_after_each_answer(server, first):
     else:
         request = HEALTH + b"\r\n"
     with connect(server) as conn:
+        answers = Answers(conn)
         for _ in range(3):
             conn.sendall(request)
-            assert read_answer(conn).split(b" ")[1] in (b"200", b"202")
+            assert answers.next().split(b" ")[1] in (b"200", b"202")
         conn.sendall(b"GET /_mock/health HTTP/1.1\r\nHo")
         assert closed_within(conn, 5) == b""
 
@@ -252,7 +269,7 @@ def test_a_request_whose_head_is_complete_is_not_cut(server):
         for piece in pieces:
             assert closed_within(conn, step) is None  # still open; the wait paces the body
             conn.sendall(piece)
-        assert read_answer(conn).startswith(b"HTTP/1.1 200 OK\r\n")
+        assert Answers(conn).next().startswith(b"HTTP/1.1 200 OK\r\n")
 
 
 def test_the_timeout_is_a_setting():
