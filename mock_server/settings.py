@@ -54,6 +54,10 @@ class Settings:
     admin_token: str | None = None  # when set, required on the /_mock/ control routes
     polls: int | None = None  # when set: COMPLETED on the Nth status call, whatever the clock
     queue_prefix: str = QUEUE_PREFIX
+    #: Seconds a connection may take to send a complete request head (request line and
+    #: headers), counted from its opening and from each answer; then it is closed
+    #: (issue 20: silent or slow sockets must not hold descriptors forever)
+    request_head_timeout: float = 10.0
 
     def with_(self, **changes: object) -> "Settings":
         return replace(self, **changes)

@@ -59,9 +59,13 @@ def _warn_untested() -> None:
           "the fast lane is off and uvicorn's own protocol serves every call", file=sys.stderr, flush=True)
 
 
-def http_protocol(fast_lane: bool = True) -> Any:
+def http_protocol(fast_lane: bool = True, head_timeout: float | None = None) -> Any:
     """The ``http`` setting for :class:`uvicorn.Config`: the fast lane on a tested uvicorn
-    with httptools installed, else uvicorn's own choice (``"auto"``)."""
+    with httptools installed, else uvicorn's own choice (``"auto"``).
+
+    The fast lane's protocol also refuses heads above 64 KiB and closes connections that
+    send no complete head within ``head_timeout`` seconds (default 10); uvicorn's own
+    protocols do neither (h11 refuses heads above 16 KiB, httptools has no limit)."""
     if not fast_lane:
         return "auto"
     if not internals_tested():
@@ -71,7 +75,9 @@ def http_protocol(fast_lane: bool = True) -> Any:
         from mock_server.server.fastlane import FastLaneProtocol
     except ImportError:  # httptools is absent where uvicorn[standard] does not install it
         return "auto"
-    return FastLaneProtocol
+    if head_timeout is None:
+        return FastLaneProtocol
+    return FastLaneProtocol.with_head_timeout(head_timeout)
 
 
 def server_class(on_exit: Callable[[], None] | None = None) -> type:

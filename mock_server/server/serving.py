@@ -28,7 +28,7 @@ def uvicorn_config(app, settings: Settings, tls_files=None, **overrides):
         options.update(ssl_certfile=str(tls_files.server_cert), ssl_keyfile=str(tls_files.server_key))
     options.update(overrides)
     if "http" not in options:  # uvicorn's httptools protocol + a fast lane for hot calls, where tested
-        options["http"] = http_protocol()
+        options["http"] = http_protocol(head_timeout=settings.request_head_timeout)
     return uvicorn.Config(app, **options)
 
 
