@@ -44,6 +44,8 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
                              "/api/fal/proxy besides loopback pages; others are refused (403)")
     parser.add_argument("--max-pending", type=int, default=10_000,
                         help="requests waiting or running at once; a submit beyond is answered 429 (default 10000)")
+    parser.add_argument("--request-head-timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="close a connection that sends no complete request head within this time (default 10)")
     parser.add_argument("--journal-size", type=int, default=1000, help="calls kept in the request journal (default 1000)")
     parser.add_argument("--polls", type=int, default=None, metavar="N",
                         help="complete each request on its Nth status call instead of by the clock")
@@ -55,6 +57,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise SystemExit("fal-mock: --workers must be at least 1")
     if args.speed <= 0:
         raise SystemExit("fal-mock: --speed must be greater than 0")
+    if not args.request_head_timeout > 0:
+        raise SystemExit("fal-mock: --request-head-timeout must be greater than 0")
     if args.max_pending < 1 or args.max_requests < 1:
         raise SystemExit("fal-mock: --max-pending and --max-requests must be at least 1")
     if args.polls is not None and args.polls < 1:
@@ -83,6 +87,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         validation=args.validation,
         max_requests=args.max_requests,
         max_pending=args.max_pending,
+        request_head_timeout=args.request_head_timeout,
         allowed_hosts=tuple(h.strip() for h in args.allowed_hosts.split(",") if h.strip()),
         proxy_cors=tuple(o.strip().rstrip("/") for o in args.proxy_cors.split(",") if o.strip()),
         journal_size=args.journal_size,

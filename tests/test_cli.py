@@ -56,3 +56,15 @@ def test_bad_flags_are_refused_with_a_message():
     assert done.returncode != 0 and "--workers must be at least 1" in done.stderr
     done = run_cli("serve", "--profile", "slow")
     assert done.returncode == 2 and "invalid choice" in done.stderr
+
+
+def test_the_request_head_timeout_flag_reaches_the_settings():
+    import argparse
+
+    from mock_server import cli
+
+    parser = argparse.ArgumentParser()
+    cli._add_server_flags(parser)
+    assert cli.settings_from(parser.parse_args(["--request-head-timeout", "2.5"])).request_head_timeout == 2.5
+    done = run_cli("serve", "--request-head-timeout", "0")
+    assert done.returncode != 0 and "--request-head-timeout must be greater than 0" in done.stderr
