@@ -119,7 +119,7 @@ def test_a_head_of_exactly_64_kib_is_served(server):
 
 def test_a_long_url_counts_toward_the_limit(server):
     with connect(server) as conn:
-        conn.sendall(b"GET /_mock/health?" + b"q" * HEAD_MAX + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        conn.sendall(b"GET /_mock/health?" + b"q" * HEAD_MAX + b" HTTP/1.1\r\nHost: localhost\r\n\r\n")
         data = closed_within(conn, 5)
     assert data is not None and data.startswith(b"HTTP/1.1 431 ")
 
@@ -128,7 +128,7 @@ def test_bodies_and_pipelined_requests_do_not_count_toward_the_limit(server):
     """Only the head is counted: a 200 KiB body read with its head in one go, and 2,000
     small pipelined requests (far above 64 KiB together) are all answered."""
     big = json.dumps({"prompt": "p" * 200_000, "image_urls": ["https://example.com/a.png"]}).encode()
-    post = (b"POST " + SUBMIT + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Key a:b\r\n"
+    post = (b"POST " + SUBMIT + b" HTTP/1.1\r\nHost: localhost\r\nAuthorization: Key a:b\r\n"
             b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(big)) + big
     with connect(server) as conn:
         answers = Answers(conn)
@@ -245,7 +245,7 @@ def test_the_timer_restarts_after_each_answer(server, first):
     then sends only part of its next head is closed too; a full next request in time is
     answered (uvicorn's own keep-alive timer stops at the first byte received)."""
     if first == "lane":
-        request = (b"POST " + SUBMIT + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Key a:b\r\n"
+        request = (b"POST " + SUBMIT + b" HTTP/1.1\r\nHost: localhost\r\nAuthorization: Key a:b\r\n"
                    b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(BODY)) + BODY
     else:
         request = HEALTH + b"\r\n"
@@ -262,7 +262,7 @@ def test_a_request_whose_head_is_complete_is_not_cut(server):
     """The timer covers heads only: a body sent slowly over several timeouts is read and answered."""
     body = json.dumps({"prompt": "slow body", "image_urls": ["https://example.com/a.png"]}).encode()
     with connect(server) as conn:
-        conn.sendall(b"POST " + SUBMIT + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Key a:b\r\n"
+        conn.sendall(b"POST " + SUBMIT + b" HTTP/1.1\r\nHost: localhost\r\nAuthorization: Key a:b\r\n"
                      b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
         pieces = [body[i:i + 8] for i in range(0, len(body), 8)]
         step = TIMEOUT * 4 / len(pieces)
