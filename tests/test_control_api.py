@@ -128,3 +128,44 @@ def test_a_clock_move_past_what_it_can_show_is_a_400_and_everything_keeps_answer
                 assert refused.status_code == 400 and refused.json()["error_type"] == "bad_request", body
             assert client.get(submitted["status_url"]).status_code in (200, 202)
             assert client.get("/_mock/").status_code == 200
+
+
+# the /_mock/ routes that stand for fal's own hosts: browsers upload there (fal-js), so no
+# cross-site guard; everything else under /_mock/ that changes state must refuse another site
+_FAL_HOST_STAND_INS = ("/_mock/rest/", "/_mock/cdn/", "/_mock/files/")
+
+
+def test_a_new_state_changing_control_route_cannot_skip_the_cross_site_guard():
+    """Every route of the app under /_mock/ with a state-changing method, found by walking the
+    app's routes (not a hand-kept list), refuses a call from another site's page."""
+    import re
+
+    from starlette.routing import Route
+
+    from mock_server.web.app import create_app
+
+    def every_route(routes):
+        for route in routes:
+            included = getattr(route, "original_router", None)  # FastAPI's included routers
+            yield from every_route(included.routes) if included is not None else (route,)
+
+    app = create_app(FalMock(Settings(profile="instant")))
+    checked = []
+    with BackgroundServer(FalMock(Settings(profile="instant"))) as server:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            for route in every_route(app.routes):
+                if not isinstance(route, Route) or not route.path.startswith("/_mock/"):
+                    continue
+                if route.path.startswith(_FAL_HOST_STAND_INS) or route.path.endswith("{rest:path}"):
+                    continue  # fal's hosts, or a catch-all answering fal's 404/405 (it serves nothing)
+                path = re.sub(r"\{[^}]+\}", "x", route.path)
+                for method in sorted((route.methods or set()) & {"POST", "PUT", "PATCH", "DELETE"}):
+                    response = client.request(method, path, json={}, headers={"Origin": "https://evil.example"})
+                    # refused, or a method the route does not serve at all (fal's 405)
+                    assert response.status_code in (403, 405), (method, route.path, response.status_code)
+                    if response.status_code == 403:
+                        checked.append((method, route.path))
+    for known in (("POST", "/_mock/reset"), ("POST", "/_mock/clock"), ("POST", "/_mock/config"),
+                  ("DELETE", "/_mock/faults"), ("POST", "/_mock/webhooks/config"), ("POST", "/_mock/webhooks/reset"),
+                  ("POST", "/_mock/ui/requests/{request_id}/cancel")):
+        assert known in checked, (known, checked)
