@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from mock_server.server.background import BackgroundServer
 from mock_server.emulator import FalMock
 from mock_server.settings import Settings
-from mock_server.features.webhooks import RETRY_DELAYS, STALE_BY, USER_ID
+from mock_server.features.webhook_signing import USER_ID
+from mock_server.features.webhooks import RETRY_DELAYS, STALE_BY
 
 ENDPOINT = "fal-ai/wan-25-preview/image-to-image"
 KEY = {"Authorization": "Key a:b"}
