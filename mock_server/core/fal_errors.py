@@ -95,6 +95,11 @@ def unauthorized(message: str) -> Answer:
     return gateway_detail(401, message)
 
 
+def storage_authorization_required() -> Answer:
+    # Recorded from rest.fal.ai (the storage host) for a call without a key
+    return gateway_detail(401, "Authorization header is required")
+
+
 def exhausted_balance() -> Answer:
     # Recorded (several apps' logs, 2025-2026): an account out of credits, on any call.
     return gateway_detail(403, "User is locked. Reason: Exhausted balance. "

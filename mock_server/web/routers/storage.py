@@ -116,7 +116,11 @@ def _key_denial(request: Request) -> Answer | None:
     without a key: the proxy adds the server's own), through the fal routes' own check."""
     entry = request.scope.get(ENTRY)
     proxied = bool(entry is not None and entry.proxied)
-    return request.app.state.fal_calls.keys.denied(_raw_authorization(request.scope), proxied)
+    authorization = _raw_authorization(request.scope)
+    denied = request.app.state.fal_calls.keys.denied(authorization, proxied)
+    if denied is not None and authorization is None:
+        return fal_errors.storage_authorization_required()  # rest.fal.ai words it its own way
+    return denied
 
 
 def _raw_authorization(scope: dict) -> bytes | None:
