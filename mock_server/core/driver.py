@@ -16,6 +16,7 @@ import threading
 from typing import Callable
 
 from mock_server.core.clock import Clock
+from mock_server.core.loops import call_on
 from mock_server.core.queue import RequestQueue
 
 log = logging.getLogger("fal_mock")
@@ -82,13 +83,7 @@ class QueueDriver:
         loop, kick = self._loop, self._kick
         if loop is None or kick is None or not self._watches:
             return
-        if self._loop_thread == threading.get_ident():
-            kick.set()
-            return
-        try:
-            loop.call_soon_threadsafe(kick.set)
-        except RuntimeError:  # loop closed
-            pass
+        call_on(loop, self._loop_thread == threading.get_ident(), kick.set)
 
     async def stop(self) -> None:
         """Stop the task (server shutdown)."""

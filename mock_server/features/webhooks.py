@@ -47,6 +47,7 @@ from mock_server.core.answers import Answer
 from mock_server.core.clock import Clock, ClockWaiter
 from mock_server.core.driver import QueueDriver
 from mock_server.core.journal import Journal, JournalEntry
+from mock_server.core.loops import call_on
 from mock_server.core.queue import COMPLETED, QueuedRequest, RequestQueue
 from mock_server.endpoints.fal_app import netguard
 from mock_server.features.webhook_signing import USER_ID, WebhookSigner, signed_headers, webhook_body
@@ -320,13 +321,7 @@ class WebhookDispatcher:
         loop = self._loop
         if loop is None:
             return
-        if running is loop:
-            fn(*args)
-        else:
-            try:
-                loop.call_soon_threadsafe(fn, *args)
-            except RuntimeError:  # loop closed
-                pass
+        call_on(loop, running is loop, fn, *args)
 
     def on_change(self, request: QueuedRequest) -> None:
         """Queue listener: schedule a delivery when a request with a webhook completes."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import orjson
 
+from mock_server.core.loops import call_on
 from mock_server.features.dashboard.rows import row_key
 
 if TYPE_CHECKING:
@@ -114,13 +115,7 @@ class LiveFeed:
         loop = self._loop
         if loop is None or not self.subscribers:
             return
-        if threading.get_ident() == self._loop_thread:
-            fn(*args)
-        else:
-            try:
-                loop.call_soon_threadsafe(fn, *args)
-            except RuntimeError:  # loop closed
-                pass
+        call_on(loop, threading.get_ident() == self._loop_thread, fn, *args)
 
     # -- listeners (any thread) ----------------------------------------------------------
     def _on_record(self, entry: "JournalEntry") -> None:
