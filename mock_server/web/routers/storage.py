@@ -136,14 +136,29 @@ async def _rest_call(request: Request) -> Answer | None:
     return _key_denial(request) or get_emulator(request).uploads.storage_type_denial(request.query_params.get("storage_type"))
 
 
-@router.api_route(REST_PREFIX + "storage/auth/token", methods=_ANY)
-async def issue_token(request: Request) -> RawResponse:
+async def _rest_refusal(request: Request) -> RawResponse | None:
+    """The answer refusing a rest.fal.ai POST (gate, key, storage type), or None to proceed."""
     gated = _gate(request, "POST")
     if gated is not None:
         return gated
     denied = await _rest_call(request)
-    if denied is not None:
-        return _error(denied)
+    return None if denied is None else _error(denied)
+
+
+def _cdn_refusal(request: Request) -> RawResponse | None:
+    """The answer refusing a CDN upload POST (gate, CDN token), or None to proceed."""
+    gated = _gate(request, "POST")
+    if gated is not None:
+        return gated
+    denied = get_emulator(request).uploads.token_denial(request.headers.get("authorization"))
+    return None if denied is None else _error(denied)
+
+
+@router.api_route(REST_PREFIX + "storage/auth/token", methods=_ANY)
+async def issue_token(request: Request) -> RawResponse:
+    refused = await _rest_refusal(request)
+    if refused is not None:
+        return refused
     await _body(request, JSON_BODY_MAX_BYTES)  # `{}`; read so the connection stays clean
     return _reply(get_emulator(request).uploads.issue_token(_base(request) + CDN_PREFIX.rstrip("/")))
 
@@ -159,12 +174,9 @@ async def initiate_multipart(request: Request) -> RawResponse:
 
 
 async def _initiate(request: Request, multipart: bool) -> RawResponse:
-    gated = _gate(request, "POST")
-    if gated is not None:
-        return gated
-    denied = await _rest_call(request)
-    if denied is not None:
-        return _error(denied)
+    refused = await _rest_refusal(request)
+    if refused is not None:
+        return refused
     body = await _json_body(request)
     if isinstance(body, Answer):
         return _error(body)
@@ -176,13 +188,10 @@ async def _initiate(request: Request, multipart: bool) -> RawResponse:
 # -- v3.fal.media -------------------------------------------------------------------------------
 @router.api_route(CDN_PREFIX + "files/upload", methods=_ANY)
 async def cdn_upload(request: Request) -> RawResponse:
-    gated = _gate(request, "POST")
-    if gated is not None:
-        return gated
+    refused = _cdn_refusal(request)
+    if refused is not None:
+        return refused
     uploads = get_emulator(request).uploads
-    denied = uploads.token_denial(request.headers.get("authorization"))
-    if denied is not None:
-        return _error(denied)
     received = uploads.receiving()
     try:
         data = await _upload_body(request, uploads.single_cap, received)
@@ -195,13 +204,10 @@ async def cdn_upload(request: Request) -> RawResponse:
 
 @router.api_route(CDN_PREFIX + "files/upload/multipart", methods=_ANY)
 async def cdn_multipart(request: Request) -> RawResponse:
-    gated = _gate(request, "POST")
-    if gated is not None:
-        return gated
+    refused = _cdn_refusal(request)
+    if refused is not None:
+        return refused
     uploads = get_emulator(request).uploads
-    denied = uploads.token_denial(request.headers.get("authorization"))
-    if denied is not None:
-        return _error(denied)
     await _body(request, JSON_BODY_MAX_BYTES)
     return _reply(uploads.cdn_multipart(request.headers.get("content-type"), request.headers.get("x-fal-file-name"),
                                         _files_base(request)))
