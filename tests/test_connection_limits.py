@@ -24,6 +24,7 @@ from mock_server.emulator import FalMock
 from mock_server.server.background import BackgroundServer
 from mock_server.server.fastlane import HEAD_MAX
 from mock_server.settings import Settings
+from recording_transport import RecordingTransport
 
 TIMEOUT = 0.3  # the servers' request_head_timeout here
 HEALTH = b"GET /_mock/health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -151,33 +152,12 @@ def test_the_parser_never_buffers_more_than_the_limit_of_one_head():
     from mock_server.server.serving import uvicorn_config
     from mock_server.web.app import create_app
 
-    class Transport(asyncio.Transport):
-        def __init__(self) -> None:
-            super().__init__()
-            self.written: list[bytes] = []
-            self.closed = False
-
-        def write(self, data: bytes) -> None:
-            self.written.append(bytes(data))
-
-        def get_extra_info(self, name, default=None):
-            return {"sockname": ("127.0.0.1", 8484), "peername": ("127.0.0.1", 5000)}.get(name, default)
-
-        def is_closing(self) -> bool:
-            return self.closed
-
-        def can_write_eof(self) -> bool:
-            return False
-
-        def close(self) -> None:
-            self.closed = True
-
     async def scenario() -> None:
         mock = FalMock(Settings(profile="instant"))
         config = uvicorn_config(create_app(mock), mock.settings)
         config.load()
         protocol = FastLaneProtocol(config, ServerState(), {})
-        transport = Transport()
+        transport = RecordingTransport()
         protocol.connection_made(transport)
         chunk = b"a" * 65536
         tracemalloc.start()

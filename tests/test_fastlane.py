@@ -19,6 +19,8 @@ from mock_server.server.background import BackgroundServer
 from mock_server.emulator import FalMock
 from mock_server.settings import Settings
 
+from recording_transport import RecordingTransport
+
 HOST = b"mock.test:8484"
 AUTH = b"Key lane:secret"
 SUBMIT = b"/queue/fal-ai/wan-25-preview/image-to-image"
@@ -238,35 +240,13 @@ def test_the_lane_steps_aside_while_writes_are_paused():
     from mock_server.server.fastlane import FastLaneProtocol
     from mock_server.server.serving import uvicorn_config
 
-    class Transport(asyncio.Transport):
-        def __init__(self) -> None:
-            super().__init__()
-            self.written: list[bytes] = []
-            self.closed = False
-
-        def write(self, data: bytes) -> None:
-            self.written.append(bytes(data))
-
-        def get_extra_info(self, name, default=None):
-            return {"sockname": ("127.0.0.1", 8484), "peername": ("127.0.0.1", 5000)}.get(name, default)
-
-        def is_closing(self) -> bool:
-            return self.closed
-
-        def close(self) -> None:
-            self.closed = True
-
-        def pause_reading(self) -> None: ...
-
-        def resume_reading(self) -> None: ...
-
     async def scenario() -> None:
         mock = FalMock(Settings(profile="instant", allowed_hosts=("mock.test",)))
         app = create_app(mock)
         config = uvicorn_config(app, mock.settings)
         config.load()
         protocol = FastLaneProtocol(config, ServerState(), {})
-        transport = Transport()
+        transport = RecordingTransport()
         protocol.connection_made(transport)
         protocol.data_received(request("POST", SUBMIT, BODY))
         assert len(transport.written) == 1 and protocol.cycle is None  # answered in the lane
