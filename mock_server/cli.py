@@ -120,7 +120,9 @@ def _tls_files(settings: Settings):
     return ensure_tls(settings.state_dir)
 
 
-def cmd_env(args: argparse.Namespace) -> int:
+def _print_banner(args: argparse.Namespace):
+    """The settings and TLS files of these flags, after printing the banner; None (after one
+    line on stderr) when the state folder cannot be used."""
     from mock_server.features.state_folder import StateDirUnusable
 
     settings = settings_from(args)
@@ -128,10 +130,14 @@ def cmd_env(args: argparse.Namespace) -> int:
         tls_files = _tls_files(settings)
     except StateDirUnusable as exc:
         print(exc, file=sys.stderr)
-        return 1
+        return None
     for line in banner_lines(settings, tls_files):
         print(line)
-    return 0
+    return settings, tls_files
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    return 0 if _print_banner(args) is not None else 1
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -140,14 +146,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     from mock_server.features.state_folder import StateDirBusy, StateDirUnusable
 
-    settings = settings_from(args)
-    try:
-        tls_files = _tls_files(settings)
-    except StateDirUnusable as exc:
-        print(exc, file=sys.stderr)
+    started = _print_banner(args)
+    if started is None:
         return 1
-    for line in banner_lines(settings, tls_files):
-        print(line)
+    settings, tls_files = started
     sys.stdout.flush()
     from mock_server.server.serving import serve
 
