@@ -26,9 +26,9 @@ class BackgroundServer:
         :func:`mock_server.server.serving.uvicorn_config`'s settings."""
         self.mock = mock
         self._options = uvicorn_options
-        from mock_server.web.app import create_app
+        from mock_server.server.staged import StagedFace
 
-        self.app = create_app(mock, lane=lane)
+        self.app = StagedFace(mock, lane=lane).build()
         self.host = host
         self._port = port
         self._tls = tls_files

@@ -35,12 +35,16 @@ def preload() -> None:
     _done.set()
 
 
-def preload_once(ready: Callable[[], bool], poll: float = 0.005) -> None:
+def preload_once(ready: Callable[[], bool], poll: float = 0.005,
+                 first: Callable[[], object] | None = None) -> None:
     """Start :func:`preload` on a daemon thread as soon as ``ready()`` (the server listens),
-    so that it does not hold up start-up; the server answers meanwhile."""
+    so that it does not hold up start-up; the server answers meanwhile.  ``first`` runs on
+    that thread before the preload (the server's web face is built there)."""
     def run() -> None:
         while not ready():
             time.sleep(poll)
+        if first is not None:
+            first()
         preload()
 
     threading.Thread(target=run, name="fal-mock-preload", daemon=True).start()

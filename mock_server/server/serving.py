@@ -44,16 +44,16 @@ def serve(settings: Settings, tls_files=None) -> None:
     status 0 instead of dying of the signal.
     """
     from mock_server.server.preload import preload_once, preloaded
+    from mock_server.server.staged import StagedFace
     from mock_server.server._uvicorn_compat import server_class
 
-    from mock_server.web.app import create_app
-
     emulator = FalMock(settings)
-    app = create_app(emulator, preloaded=preloaded)
+    app = StagedFace(emulator, preloaded=preloaded)
     server = server_class(app.begin_shutdown)(uvicorn_config(app, settings, tls_files))
-    # what loads on first use is loaded once the port is open, so that a reinstall or an
-    # upgrade under the running server cannot take it away
-    preload_once(lambda: server.started)
+    # the port opens with the fast lane answering; the web face is built right after, then
+    # what loads on first use is loaded, so that a reinstall or an upgrade under the running
+    # server cannot take it away
+    preload_once(lambda: server.started, first=app.build)
     previous = {sig: signal.signal(sig, _exit_cleanly) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         server.run()

@@ -25,14 +25,17 @@ from mock_server.web.responses import AnswerError, AnswerResponse
 from mock_server.web.routers import control, dashboard, files, proxy, queue, run, storage, webhooks
 
 
-def create_app(emulator: FalMock, *, preloaded: Callable[[], bool] | None = None, lane: bool = True) -> FastAPI:
+def create_app(emulator: FalMock, *, preloaded: Callable[[], bool] | None = None, lane: bool = True,
+               calls: FalCalls | None = None) -> FastAPI:
     """The ASGI application for ``emulator``.
 
     ``preloaded`` tells ``/_mock/health`` whether everything loaded on first use is in memory
     (the server that preloads passes it; see :mod:`mock_server.server.preload`).  ``lane=False``
-    leaves ``app.fast_lane`` None: every call then takes the FastAPI routes.
+    leaves ``app.fast_lane`` None: every call then takes the FastAPI routes.  ``calls``: the
+    protocol layer's calls to share with a fast lane built before this face (the server's
+    :class:`~mock_server.server.staged.StagedFace`).
     """
-    calls = FalCalls(emulator)
+    calls = calls if calls is not None else FalCalls(emulator)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
