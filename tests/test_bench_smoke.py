@@ -18,6 +18,7 @@ SMOKES = {
     "bench_app.py": (["--n", "2000"], "µs/request"),
     "bench_render.py": (["--smoke"], "5000x5000"),
     "bench_fixture.py": (["--trials", "2", "--polls", "50"], "server start"),
+    "bench_startup.py": (["--smoke"], "launch -> first 2xx submit"),
     "bench_queue.py": (["--smoke"], "round trip"),
     "bench_soak.py": (["--smoke"], "RSS"),
     "bench_load.py": (["--smoke"], "lost"),
