@@ -100,7 +100,7 @@ def main() -> int:
                         client.get(submitted["response_url"])
                     i += 1
                 fill_s = time.perf_counter() - started
-                count = len(server.call(dashboard_of(server.app).rows))
+                count = len(server.call(dashboard_of(server.app.face).rows))
                 last = max(1, -(-count // dashboard.PAGE_SIZE))
                 cases = {"/_mock/": "page 1", f"/_mock/?page={last}": "last page",
                          "/_mock/?status=COMPLETED": "status filter", "/_mock/ui/rows": "rows fragment"}
