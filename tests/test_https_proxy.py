@@ -254,3 +254,61 @@ def test_node_client_through_env_http_proxy_agent(proxy_server, js_with_undici):
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["uploaded"].startswith(("https://v3.fal.media/", "https://rest.fal.ai/"))
     assert seen["images"] == 1 and seen["imageStatus"] == 200 and seen["imagePng"]
+
+
+# -- --allow-fetch: other hosts tunnelled through ---------------------------------------------------
+class _Echo:
+    """A TCP server on loopback that echoes what it reads, upper-cased (the "real" host)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn:
+            while data := conn.recv(65536):
+                conn.sendall(data.upper())
+
+
+def test_allow_fetch_tunnels_other_hosts_but_never_to_metadata_addresses(tmp_path, monkeypatch):
+    from mock_server.endpoints.fal_app import netguard
+
+    echo = _Echo()
+    real_resolve = netguard.resolve_pinned
+
+    async def resolve(url: str, timeout: float):
+        if url.startswith("https://example.com:"):  # stands for the real host (no network here)
+            return netguard.PinnedTarget(url=url, host_header="example.com", sni_hostname="example.com",
+                                         address="127.0.0.1")
+        return await real_resolve(url, timeout)
+
+    monkeypatch.setattr(netguard, "resolve_pinned", resolve)
+    files = ensure_tls(tmp_path)
+    server = BackgroundServer(FalMock(Settings(profile="instant", allow_fetch=True)), proxy_files=files).start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(f"CONNECT example.com:{echo.port} HTTP/1.1\r\nHost: example.com\r\n\r\n".encode())
+            assert sock.recv(4096) == b"HTTP/1.1 200 Connection Established\r\n\r\n"
+            sock.sendall(b"hello through the tunnel")
+            received = b""
+            while len(received) < len(b"hello through the tunnel"):
+                received += sock.recv(4096)
+            assert received == b"HELLO THROUGH THE TUNNEL"
+        # the cloud metadata address: refused, as the fetches are (netguard)
+        refused = connect(server.port, "169.254.169.254:80")
+        assert refused.startswith(b"HTTP/1.1 403 ") and b"169.254.169.254" in refused
+    finally:
+        server.stop()
+
+
+def test_a_client_that_does_not_trust_the_ca_is_refused_quietly(proxy_server):
+    """Without SSL_CERT_FILE the handshake fails on the client's side; the server logs no traceback."""
+    with httpx.Client(proxy=proxy_server.exports["HTTPS_PROXY"]) as client:  # certifi's roots only
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            client.get(f"https://queue.fal.run/{APP}/requests/x/status")
+    assert httpx.get(proxy_server.url + "/_mock/health").status_code == 200
+    assert "Traceback" not in proxy_server.output()

@@ -10,8 +10,8 @@ protocol serves the calls, so they are answered exactly as on the mock's port: t
 route, as the JS proxy's target host does (:mod:`mock_server.web.falhosts`,
 :mod:`mock_server.web.routers.queue`), and the answers' URLs name that host over https.
 ``CONNECT`` to any other host is refused with 403 naming it (the mock is offline); with
-``--allow-fetch`` it is tunnelled through to the real host (a plain TCP relay, to public
-addresses only, as the fetches are: :mod:`mock_server.endpoints.fal_app.netguard`).
+``--allow-fetch`` it is tunnelled through to the real host (a plain TCP relay, never to a
+cloud metadata or link-local address, as the fetches: :mod:`mock_server.endpoints.fal_app.netguard`).
 
 Where it listens: on the mock's own port.  :func:`connect_aware` wraps whatever HTTP protocol
 uvicorn would run (the fast lane's, uvicorn's httptools or h11 protocol) in a protocol that
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import ssl
 from typing import Any
 
 from mock_server.core.paths import FAL_DOMAINS
@@ -173,8 +172,8 @@ class _ConnectAware(asyncio.Protocol):
             self._handshaking = True  # start_tls resumes reading once its own protocol is in place
             tls = await self._loop.start_tls(transport, self, context, server_side=True,
                                              ssl_handshake_timeout=self.head_timeout)
-        except (OSError, ssl.SSLError, asyncio.TimeoutError, ConnectionError, RuntimeError):
-            transport.close()  # the client left, or does not trust the CA: nothing to answer
+        except Exception:  # the client left, does not trust the CA, or timed out: nothing to answer
+            transport.close()
             return
         if tls is None or tls.is_closing():
             return
@@ -184,7 +183,7 @@ class _ConnectAware(asyncio.Protocol):
         self._serve_http(tls, data)
 
     async def _relay(self, name: str, port: int) -> None:
-        """``--allow-fetch``: a TCP tunnel to the real host, on a checked public address."""
+        """``--allow-fetch``: a TCP tunnel to the real host, on an address the fetches may dial."""
         from mock_server.endpoints.fal_app.netguard import BlockedAddress, resolve_pinned
 
         transport = self._transport
@@ -196,7 +195,7 @@ class _ConnectAware(asyncio.Protocol):
             self._close_with(_answer(403, "Forbidden", f"CONNECT {name}:{port} is refused: {exc}",
                                      "host_not_proxied"))
             return
-        except (OSError, ValueError, asyncio.TimeoutError) as exc:
+        except Exception as exc:  # no resolution, refused, timed out: the client hears why
             self._close_with(_answer(502, "Bad Gateway", f"CONNECT {name}:{port} failed: {exc}",
                                      "upstream_unreachable"))
             return
