@@ -18,6 +18,9 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"the one port for run, queue and control (default {DEFAULT_PORT})")
     parser.add_argument("--tls", action="store_true", help="serve HTTPS with a local CA kept in the state folder")
+    parser.add_argument("--proxy", action="store_true",
+                        help="also be an HTTPS_PROXY for fal's hosts on the same port (queue.fal.run, rest.fal.ai, "
+                             "*.fal.media...): unmodified clients reach the mock with the printed environment alone")
     parser.add_argument("--profile", choices=PROFILES, default="default", help="timing profile (default: default)")
     parser.add_argument("--speed", type=float, default=1.0, help="divide every emulated time by this factor (default 1)")
     parser.add_argument("--workers", type=int, default=2, help="emulated runners working in parallel (default 2)")
@@ -63,6 +66,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise SystemExit("fal-mock: --max-pending and --max-requests must be at least 1")
     if args.polls is not None and args.polls < 1:
         raise SystemExit("fal-mock: --polls must be at least 1")
+    if args.proxy and args.tls:
+        raise SystemExit("fal-mock: --proxy serves plain HTTP CONNECT (HTTPS_PROXY=http://...): drop --tls, "
+                         "the proxy gives clients their https:// hosts")
     # An empty token (``FAL_MOCK_ADMIN_TOKEN=`` in a compose or CI file, ``--admin-token ''``)
     # is no token: off loopback one is generated, never an open control API.
     admin_token = args.admin_token if (args.admin_token or "").strip() else None
@@ -75,6 +81,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         host=args.host,
         port=args.port,
         tls=args.tls,
+        proxy=args.proxy,
         profile=args.profile,
         speed=args.speed,
         workers=args.workers,
@@ -103,8 +110,11 @@ def banner_lines(settings: Settings, tls_files=None) -> list[str]:
     """The export lines, then the proxy and health URLs (CLI.md)."""
     from mock_server.shell_env import export_lines
 
-    lines = export_lines(settings.host, settings.port, key=settings.client_key, tls=tls_files, queue_prefix=settings.queue_prefix)
-    lines.append(f"# JS client (Node): fal.config({{ proxyUrl: {{ url: \"{settings.base_url}/api/fal/proxy\", when: \"always\" }} }})")
+    if settings.proxy:
+        lines = _proxy_lines(settings, tls_files)
+    else:
+        lines = export_lines(settings.host, settings.port, key=settings.client_key, tls=tls_files, queue_prefix=settings.queue_prefix)
+        lines.append(f"# JS client (Node): fal.config({{ proxyUrl: {{ url: \"{settings.base_url}/api/fal/proxy\", when: \"always\" }} }})")
     lines.append(f"# dashboard: {settings.base_url}/_mock/")
     if settings.admin_token:
         lines.append(f"# admin token (for /_mock/): {settings.admin_token}")
@@ -112,8 +122,18 @@ def banner_lines(settings: Settings, tls_files=None) -> list[str]:
     return lines
 
 
+def _proxy_lines(settings: Settings, tls_files) -> list[str]:
+    """``--proxy``: the environment that sends fal's hosts through the mock (docs/proxy.md)."""
+    from mock_server.shell_env import proxy_export_lines
+
+    lines = proxy_export_lines(settings.host, settings.port, key=settings.client_key, tls=tls_files)
+    lines.append("# Node 20-23: import { setGlobalDispatcher, EnvHttpProxyAgent } from \"undici\"; "
+                 "setGlobalDispatcher(new EnvHttpProxyAgent());  Node 24+: export NODE_USE_ENV_PROXY=1")
+    return lines
+
+
 def _tls_files(settings: Settings):
-    if not settings.tls:
+    if not (settings.tls or settings.proxy):
         return None
     from mock_server.server.tls import ensure_tls
 

@@ -29,6 +29,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     tls: bool = False
+    #: Also serve as an ``HTTPS_PROXY`` for fal's hosts on the same port (``--proxy``; server/https_proxy.py)
+    proxy: bool = False
     profile: str = "default"
     speed: float = 1.0
     workers: int = 2  # fal's default concurrency limit for a new account is 2

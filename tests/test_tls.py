@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mock_server.shell_env import export_lines
-from mock_server.server.tls import SERVER_SANS, TLSFiles, ensure_tls, ssl_context, uvicorn_ssl_kwargs
+from mock_server.server.tls import SERVER_SANS, HostCertificates, TLSFiles, ensure_tls, ssl_context, uvicorn_ssl_kwargs
 from mock_server.settings import default_state_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -489,7 +489,7 @@ def _leaf(files: TLSFiles, sans: list[x509.GeneralName], usage) -> tuple[bytes, 
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
-def _served_with(files: TLSFiles, tmp_path: Path, cert_pem: bytes, key_pem: bytes) -> bytes:
+def _served_with(files: TLSFiles, tmp_path: Path, cert_pem: bytes, key_pem: bytes, hostname: str = "localhost") -> bytes:
     """What a client trusting only the mock CA reads from a server presenting ``cert_pem``."""
     (tmp_path / "leaf.pem").write_bytes(cert_pem)
     (tmp_path / "leaf-key.pem").write_bytes(key_pem)
@@ -497,7 +497,7 @@ def _served_with(files: TLSFiles, tmp_path: Path, cert_pem: bytes, key_pem: byte
     ctx.load_cert_chain(str(tmp_path / "leaf.pem"), str(tmp_path / "leaf-key.pem"))
     server = _TLSServer(ctx)
     try:
-        return _client_read(server.port, "localhost", str(files.ca_cert))
+        return _client_read(server.port, hostname, str(files.ca_cert))
     finally:
         server.close()
 
@@ -572,3 +572,70 @@ def test_a_ca_without_the_limits_is_replaced_once_with_one_line(tmp_path: Path, 
     # the new CA is current: the next start keeps it, silently
     ensure_tls(tmp_path)
     assert again.ca_cert.read_bytes() == files.ca_cert.read_bytes() and capsys.readouterr().err == ""
+
+
+# --------------------------------------------------------------------------- fal's hosts (issue 18.1)
+
+
+def test_ca_permits_loopback_and_fal_domains_only(tls_files: TLSFiles) -> None:
+    permitted = _cert(tls_files.ca_cert).extensions.get_extension_for_class(x509.NameConstraints).value.permitted_subtrees
+    dns = {name.value for name in permitted if isinstance(name, x509.DNSName)}
+    assert dns == {"localhost", "fal.run", "fal.ai", "fal.media"}
+
+
+@pytest.mark.parametrize("hostname", ["queue.fal.run", "fal.run", "rest.fal.ai", "fal.ai", "v3.fal.media"])
+def test_host_certificates_for_fal_hosts_verify(tls_files: TLSFiles, hostname: str) -> None:
+    server = _TLSServer(HostCertificates(tls_files).context(hostname))
+    try:
+        assert _client_read(server.port, hostname, str(tls_files.bundle)) == b"ok"
+    finally:
+        server.close()
+    assert not list(tls_files.directory.glob(".host-*")), "the key file used to load it is gone"
+
+
+@pytest.mark.parametrize("hostname", ["example.com", "fal.run.example.com", "evilfal.run", "localhost",
+                                      "127.0.0.1", "a/b.fal.run", ""])
+def test_a_certificate_for_another_name_is_never_issued(tls_files: TLSFiles, hostname: str) -> None:
+    with pytest.raises(ValueError, match="fal's hosts only"):
+        HostCertificates(tls_files).context(hostname)
+
+
+def test_a_leaked_ca_key_cannot_vouch_for_another_site(tmp_path: Path) -> None:
+    """The CA's name constraints: OpenSSL refuses its certificate for example.com in the handshake."""
+    files = ensure_tls(tmp_path / "state")
+    good = _leaf(files, [x509.DNSName("queue.fal.run")], [ExtendedKeyUsageOID.SERVER_AUTH])
+    assert _served_with(files, tmp_path, *good, hostname="queue.fal.run") == b"ok"
+    bad = _leaf(files, [x509.DNSName("example.com")], [ExtendedKeyUsageOID.SERVER_AUTH])
+    with pytest.raises(ssl.SSLCertVerificationError, match="subtree"):
+        _served_with(files, tmp_path, *bad, hostname="example.com")
+
+
+def test_a_loopback_only_ca_gets_a_new_one_for_fal_domains(tmp_path: Path, capsys) -> None:
+    """A state folder made before the proxy mode (loopback-only names) gets a new CA, saying so once."""
+    files = ensure_tls(tmp_path)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.timezone.utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fal-mock local CA")])
+    loopback_only = x509.NameConstraints(permitted_subtrees=[
+        x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_network("127.0.0.0/8")),
+        x509.IPAddress(ipaddress.ip_network("::1/128")), x509.RFC822Name("invalid"),
+        x509.UniformResourceIdentifier("invalid")], excluded_subtrees=None)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(loopback_only, critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    (files.directory / "ca-key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    files.ca_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    capsys.readouterr()
+    again = ensure_tls(tmp_path)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "fal's domains" in err and "issued a new one" in err
+    assert again.ca_cert.read_bytes() != cert.public_bytes(serialization.Encoding.PEM)
+    assert (files.directory / "ca-key.pem").stat().st_mode & 0o777 == 0o600
+    HostCertificates(again).context("queue.fal.run")  # the new CA can vouch for fal's hosts

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import ipaddress
 
-#: fal's domains: a name under one of these is one of the hosts the mock stands in for.
-FAL_DOMAINS = ("fal.run", "fal.ai", "fal.media")
+from mock_server.core.paths import FAL_DOMAINS, is_fal_name
+
+__all__ = ["FAL_DOMAINS", "HostPolicy", "host_name", "is_fal_name", "is_loopback_bind", "is_loopback_name"]
 
 
 def host_name(host: str) -> str:
@@ -36,10 +37,6 @@ def is_loopback_name(name: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
-
-
-def _is_fal_name(name: str) -> bool:
-    return any(name == domain or name.endswith("." + domain) for domain in FAL_DOMAINS)
 
 
 def is_loopback_bind(bind_host: str) -> bool:
@@ -72,7 +69,7 @@ class HostPolicy:
         return verdict
 
     def _decide(self, name: str) -> bool:
-        if name in self.allowed or _is_fal_name(name):
+        if name in self.allowed or is_fal_name(name):
             return True
         if self.loopback:
             return is_loopback_name(name) or not name  # HTTP/1.0 without Host

@@ -11,7 +11,7 @@
 """
 from __future__ import annotations
 
-from mock_server.core.paths import PROXY_PATH
+from mock_server.core.paths import CDN_PREFIX, PROXY_PATH, REST_PREFIX
 from mock_server.emulator import app_of
 from mock_server.protocol.request import HttpRequest
 
@@ -83,6 +83,29 @@ def proxy_target(host: str) -> str | None:
     if host.endswith(".fal.media"):
         return "cdn"
     return None
+
+
+#: Where this app serves the stand-ins for fal's storage hosts, by :func:`proxy_target` kind.
+STAND_INS = {"rest": REST_PREFIX, "cdn": CDN_PREFIX}
+#: fal's OpenAPI document of one endpoint: ``https://fal.ai/api/openapi/queue/openapi.json?endpoint_id=``
+#: (the schema URL fal's model pages link; fetched that way by e.g. yyforever/aividpipeline-skills
+#: skills/aivp-video/scripts/get-schema.sh), served here by the control API's ``/_mock/openapi.json``.
+SCHEMA_HOSTS = frozenset(("fal.ai", "www.fal.ai"))
+SCHEMA_PATH = "/api/openapi/queue/openapi.json"
+SCHEMA_ROUTE = "/_mock/openapi.json"
+
+
+def fal_host_path(host: str, path: str) -> str | None:
+    """The app path that answers ``path`` on fal's ``host`` (a lower-case name, no port) when it
+    is not ``path`` itself: the storage stand-ins for ``rest.fal.ai`` and ``*.fal.media``, the
+    schema route for fal.ai's schema path.  None for every other call (the queue and run hosts
+    route by the same path; ``/_mock/...`` is the mock's own on any host)."""
+    if path.startswith("/_mock/"):
+        return None
+    if host in SCHEMA_HOSTS:
+        return SCHEMA_ROUTE if path == SCHEMA_PATH else None
+    prefix = STAND_INS.get(proxy_target(host) or "")
+    return prefix + path.lstrip("/") if prefix else None
 
 
 def request_urls(queue_base: str, app_path: str, request_id: str) -> dict[str, str]:

@@ -20,9 +20,10 @@ class BackgroundServer:
     """
 
     def __init__(self, mock: FalMock, host: str = "127.0.0.1", port: int = 0, tls_files=None,
-                 lane: bool = True, **uvicorn_options) -> None:
+                 lane: bool = True, proxy_files=None, **uvicorn_options) -> None:
         """``lane=False`` serves every call through the FastAPI routes (no fast lane; the
-        server's protocol is the same); ``uvicorn_options`` override
+        server's protocol is the same); ``proxy_files`` (a state folder's TLS files) also
+        serves the HTTPS proxy mode on the port; ``uvicorn_options`` override
         :func:`mock_server.server.serving.uvicorn_config`'s settings."""
         self.mock = mock
         self._options = uvicorn_options
@@ -32,6 +33,7 @@ class BackgroundServer:
         self.host = host
         self._port = port
         self._tls = tls_files
+        self._proxy_files = proxy_files
         self._server = None
         self.config = None  # the uvicorn.Config, once started
         self._thread: threading.Thread | None = None
@@ -49,7 +51,8 @@ class BackgroundServer:
         from mock_server.server._uvicorn_compat import DrivenServer
 
         settings = self.mock.settings.with_(host=self.host, port=self._port)
-        config = uvicorn_config(self.app, settings, self._tls, **{"log_level": "error", **self._options})
+        config = uvicorn_config(self.app, settings, self._tls, self._proxy_files,
+                                **{"log_level": "error", **self._options})
         self.config = config  # the uvicorn.Config it serves with
         self._server = driven = DrivenServer(config)
         ready = threading.Event()

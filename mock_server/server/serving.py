@@ -7,8 +7,9 @@ from mock_server.emulator import FalMock
 from mock_server.settings import Settings
 
 
-def uvicorn_config(app, settings: Settings, tls_files=None, **overrides):
-    """uvicorn's settings; ``http="httptools"`` in ``overrides`` turns the fast lane off."""
+def uvicorn_config(app, settings: Settings, tls_files=None, proxy_files=None, **overrides):
+    """uvicorn's settings; ``http="httptools"`` in ``overrides`` turns the fast lane off.
+    ``proxy_files`` (the state folder's CA): also serve ``CONNECT``, the HTTPS proxy mode."""
     import uvicorn
 
     from mock_server.server._uvicorn_compat import http_protocol
@@ -29,6 +30,13 @@ def uvicorn_config(app, settings: Settings, tls_files=None, **overrides):
     options.update(overrides)
     if "http" not in options:  # uvicorn's httptools protocol + a fast lane for hot calls, where tested
         options["http"] = http_protocol(head_timeout=settings.request_head_timeout)
+    if proxy_files is not None:
+        from mock_server.server.https_proxy import connect_aware
+        from mock_server.server.tls import HostCertificates
+
+        options["http"] = connect_aware(options["http"], HostCertificates(proxy_files),
+                                        allow_fetch=settings.allow_fetch, fetch_timeout=settings.fetch_timeout,
+                                        head_timeout=settings.request_head_timeout)
     return uvicorn.Config(app, **options)
 
 
@@ -49,7 +57,9 @@ def serve(settings: Settings, tls_files=None) -> None:
 
     emulator = FalMock(settings)
     app = StagedFace(emulator, preloaded=preloaded)
-    server = server_class(app.begin_shutdown)(uvicorn_config(app, settings, tls_files))
+    config = uvicorn_config(app, settings, tls_files if settings.tls else None,
+                            proxy_files=tls_files if settings.proxy else None)
+    server = server_class(app.begin_shutdown)(config)
     # the port opens with the fast lane answering; the web face is built right after, then
     # what loads on first use is loaded, so that a reinstall or an upgrade under the running
     # server cannot take it away

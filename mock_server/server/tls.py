@@ -8,11 +8,12 @@ trusts.  :func:`ensure_tls` keeps, in ``<state_dir>/tls/``:
     A local CA ("fal-mock local CA", EC P-256, 10 years).  Created once and never
     regenerated while it is present, valid and current, so a shell that trusts it keeps
     trusting it across restarts.  It carries name constraints (DNS ``localhost`` and
-    ``*.localhost``, IP ``127.0.0.0/8`` and ``::1``; e-mail and URI names only under
-    the reserved ``invalid`` name, so none that exists) and an extended key usage of
-    serverAuth alone, so that even a leaked CA key can sign nothing but server
-    certificates for loopback names.  A CA made before those limits (or with other
-    ones) is replaced on the next start, with one line on stderr saying so.
+    ``*.localhost``, fal's domains ``fal.run``, ``fal.ai``, ``fal.media`` and their
+    subdomains for the HTTPS proxy mode, IP ``127.0.0.0/8`` and ``::1``; e-mail and URI
+    names only under the reserved ``invalid`` name, so none that exists) and an extended
+    key usage of serverAuth alone, so that even a leaked CA key can sign nothing but server
+    certificates for loopback names and fal's hosts.  A CA made before those limits (or
+    with other ones) is replaced on the next start, with one line on stderr saying so.
 ``server.pem`` / ``server-key.pem``
     The server certificate, signed by that CA, for ``127.0.0.1``, ``::1``,
     ``localhost``, ``*.localhost`` and ``queue.localhost``.  Regenerated (by the same CA) when it is
@@ -22,6 +23,10 @@ trusts.  :func:`ensure_tls` keeps, in ``<state_dir>/tls/``:
     certifi's ``cacert.pem`` followed by the mock CA, for ``SSL_CERT_FILE``
     (which *replaces* the default roots, so other HTTPS keeps working).  Rewritten
     whenever its expected content changes (a certifi update, a new CA).
+
+:class:`HostCertificates` issues, in memory, a certificate for one of fal's hosts
+(``queue.fal.run``, ``v3.fal.media``...) when the HTTPS proxy mode first needs it, signed
+by the same CA; it refuses every other name (a certificate for ``example.com`` is never made).
 
 Every file is written to a temporary file and moved into place with
 ``os.replace``; the whole check-and-create runs under an advisory lock on
@@ -41,14 +46,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import re
+
 import certifi
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from mock_server.core.paths import FAL_DOMAINS, is_fal_name
+
 __all__ = [
     "TLSFiles",
+    "HostCertificates",
     "ensure_tls",
     "ssl_context",
     "uvicorn_ssl_kwargs",
@@ -78,6 +88,9 @@ SERVER_SANS: tuple[x509.GeneralName, ...] = (
 _CA_NAME_CONSTRAINTS = x509.NameConstraints(
     permitted_subtrees=[
         x509.DNSName("localhost"),  # also covers every *.localhost name
+        # fal's hosts and their subdomains (a DNS constraint covers the name and every name
+        # under it, RFC 5280 4.2.1.10): the HTTPS proxy mode's certificates
+        *(x509.DNSName(domain) for domain in FAL_DOMAINS),
         x509.IPAddress(ipaddress.ip_network("127.0.0.0/8")),
         x509.IPAddress(ipaddress.ip_network("::1/128")),
         # A type named in the permitted subtrees restricts every name of that type: e-mail
@@ -146,8 +159,9 @@ def _ensure_tls(tls_dir: Path) -> TLSFiles:
         now = _now()
         ca = _load_pair(files.ca_cert, ca_key_path)
         if ca is not None and _ca_usable(ca[0], now) and not _ca_current(ca[0]):
-            print(f"fal-mock: the local CA in {tls_dir} predates its current limits (name constraints, "
-                  "server-only key usage); issued a new one: trust the new bundle.pem / ca.pem",
+            print(f"fal-mock: the local CA in {tls_dir} predates its current limits (name constraints: "
+                  "loopback and fal's domains; server-only key usage); issued a new one: trust the new "
+                  "bundle.pem / ca.pem",
                   file=sys.stderr)
             ca = None
         if ca is None or not _ca_usable(ca[0], now):
@@ -182,6 +196,59 @@ def ssl_context(files: TLSFiles) -> ssl.SSLContext:
 def uvicorn_ssl_kwargs(files: TLSFiles) -> dict[str, str]:
     """Keyword arguments for ``uvicorn.run`` / ``uvicorn.Config`` to serve HTTPS."""
     return {"ssl_certfile": str(files.server_cert), "ssl_keyfile": str(files.server_key)}
+
+
+# A DNS name of letters, digits and hyphens (what CONNECT names and X.509 A-labels allow).
+_DNS_NAME = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
+
+
+class HostCertificates:
+    """Server contexts for fal's hosts, each presenting a certificate for that one name,
+    issued by the local CA on first use and kept for the process's life (the HTTPS proxy
+    mode, :mod:`mock_server.server.https_proxy`).  Nothing is written to the state folder
+    but a short-lived 0600 file inside ``tls/`` (``ssl`` loads certificates from files only)."""
+
+    KEPT = 256  # host names are the client's to vary (any *.fal.media): the cache is bounded
+
+    def __init__(self, files: TLSFiles) -> None:
+        self._dir = files.directory
+        pair = _load_pair(files.ca_cert, files.directory / CA_KEY)
+        if pair is None:
+            raise ValueError(f"no usable local CA in {files.directory}")
+        self._ca_cert, self._ca_key = pair
+        self._contexts: dict[str, ssl.SSLContext] = {}
+
+    @staticmethod
+    def may_issue(name: str) -> bool:
+        """Whether ``name`` (lower case, no port) is one of fal's hosts: the only names issued."""
+        return bool(_DNS_NAME.fullmatch(name)) and is_fal_name(name)
+
+    def context(self, name: str) -> ssl.SSLContext:
+        """A server context for ``name``; ValueError for a name that is not fal's."""
+        ctx = self._contexts.get(name)
+        if ctx is None:
+            ctx = self._contexts[name] = self._issue(name)
+        return ctx
+
+    def _issue(self, name: str) -> ssl.SSLContext:
+        if not self.may_issue(name):
+            raise ValueError(f"fal-mock issues certificates for fal's hosts only, not {name!r}")
+        if len(self._contexts) >= self.KEPT:
+            self._contexts.clear()
+        cert, key = _make_leaf(self._ca_cert, self._ca_key, _now(), name, (x509.DNSName(name),))
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()) + cert.public_bytes(serialization.Encoding.PEM)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_alpn_protocols(["http/1.1"])  # the server speaks HTTP/1.1 only
+        fd, tmp = tempfile.mkstemp(dir=self._dir, prefix=".host-", suffix=".pem")  # 0600
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(pem)
+            ctx.load_cert_chain(tmp)
+        finally:
+            os.unlink(tmp)
+        return ctx
 
 
 # ---------------------------------------------------------------------------
@@ -241,6 +308,13 @@ def _make_ca(now: _dt.datetime) -> tuple[x509.Certificate, ec.EllipticCurvePriva
 def _make_server(
     ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, now: _dt.datetime
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    return _make_leaf(ca_cert, ca_key, now, "localhost", SERVER_SANS)
+
+
+def _make_leaf(
+    ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, now: _dt.datetime,
+    common_name: str, sans: tuple[x509.GeneralName, ...],
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = _new_key()
     not_before = now - BACKDATE
     not_after = min(not_before + SERVER_VALIDITY, ca_cert.not_valid_after_utc)
@@ -249,7 +323,7 @@ def _make_server(
         .subject_name(
             x509.Name(
                 [
-                    x509.NameAttribute(NameOID.COMMON_NAME, "localhost"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, common_name),
                     x509.NameAttribute(NameOID.ORGANIZATION_NAME, "fal-mock"),
                 ]
             )
@@ -275,7 +349,7 @@ def _make_server(
             critical=True,
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(list(SERVER_SANS)), critical=False)
+        .add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False

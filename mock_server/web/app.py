@@ -19,6 +19,7 @@ from mock_server.protocol.calls import FalCalls
 from mock_server.protocol.hosts import HostPolicy
 from mock_server.protocol.hot import FastLane
 from mock_server.web.control import bad_input
+from mock_server.web.falhosts import FalHostRoutes
 from mock_server.web.hostguard import HostGuard
 from mock_server.web.journaling import JournalMiddleware
 from mock_server.web.responses import AnswerError, AnswerResponse
@@ -78,6 +79,7 @@ def create_app(emulator: FalMock, *, preloaded: Callable[[], bool] | None = None
     for router in (proxy.router, queue.router, run.router):
         app.include_router(router)
     app.add_middleware(queue.QueueHost, emulator=emulator)
+    app.add_middleware(FalHostRoutes)  # rest.fal.ai, *.fal.media, fal.ai: their stand-ins (HTTPS proxy mode)
     app.add_middleware(JournalMiddleware, emulator=emulator)
     # outermost: a Host this server does not answer (DNS rebinding) reaches nothing else
     settings = emulator.settings

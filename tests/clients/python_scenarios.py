@@ -2,7 +2,8 @@
 
 Run as ``python python_scenarios.py NAME`` with the ``export`` lines of
 ``fal-mock serve --tls`` in the environment (FAL_KEY, FAL_RUN_HOST,
-FAL_QUEUE_RUN_HOST, SSL_CERT_FILE).  Prints one JSON object: what the client saw.
+FAL_QUEUE_RUN_HOST, SSL_CERT_FILE), or those of ``fal-mock serve --proxy`` alone
+(HTTPS_PROXY, SSL_CERT_FILE, FAL_KEY: test_https_proxy.py).  Prints one JSON object: what the client saw.
 The pytest side (test_python_client.py) asserts on it.
 """
 from __future__ import annotations
@@ -119,6 +120,76 @@ def async_flows() -> dict:
         got = await handle.get()
         ran = await fal_client.run_async(APP, ARGS)
         return {"subscribed": subscribed, "updates": updates, "status": status, "got": got, "ran": ran}
+
+    return asyncio.run(main())
+
+
+def _png(side: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (side, side), (200, 30, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+def _uploads(tmp: str) -> tuple[str, str, bytes]:
+    """A 400x400 and a 100x100 PNG (too small for Wan 2.5) in ``tmp``, and the first one's bytes."""
+    import os
+
+    big, small = os.path.join(tmp, "big.png"), os.path.join(tmp, "small.png")
+    with open(big, "wb") as fh:
+        fh.write(_png(400))
+    with open(small, "wb") as fh:
+        fh.write(_png(100))
+    return big, small, _png(400)
+
+
+def _error(exc: "fal_client.client.FalClientHTTPError") -> dict:
+    detail = exc.message if isinstance(exc.message, list) else [{}]
+    return {"status": exc.status_code, "type": detail[0].get("type"), "input": detail[0].get("input")}
+
+
+def upload_and_use() -> dict:
+    """``upload_file``, then the uploaded URL in calls: the mock reads the bytes it stored
+    (the small image is refused for its size, which only reading it can tell)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        big, small, big_bytes = _uploads(tmp)
+        big_url, small_url = fal_client.upload_file(big), fal_client.upload_file(small)
+    fetched = httpx.get(big_url)
+    handle = fal_client.submit(APP, {**ARGS, "image_urls": [big_url]})
+    result = handle.get()
+    try:
+        fal_client.run(APP, {**ARGS, "image_urls": [small_url]})
+        refused = None
+    except fal_client.client.FalClientHTTPError as exc:
+        refused = _error(exc)
+    return {"big_url": big_url, "small_url": small_url, "fetched_equal": fetched.content == big_bytes,
+            "result": result, "refused": refused}
+
+
+def upload_and_use_async() -> dict:
+    import tempfile
+
+    async def main() -> dict:
+        with tempfile.TemporaryDirectory() as tmp:
+            big, small, big_bytes = _uploads(tmp)
+            big_url = await fal_client.upload_file_async(big)
+            small_url = await fal_client.upload_file_async(small)
+        async with httpx.AsyncClient() as http:
+            fetched = await http.get(big_url)
+        ran = await fal_client.run_async(APP, {**ARGS, "image_urls": [big_url]})
+        handle = await fal_client.submit_async(APP, {**ARGS, "image_urls": [small_url]})
+        try:
+            await handle.get()
+            refused = None
+        except fal_client.client.FalClientHTTPError as exc:
+            refused = _error(exc)
+        return {"big_url": big_url, "small_url": small_url, "fetched_equal": fetched.content == big_bytes,
+                "result": ran, "refused": refused}
 
     return asyncio.run(main())
 

@@ -26,9 +26,9 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from mock_server.core import fal_errors
-from mock_server.core.paths import CDN_PREFIX, PROXY_PATH, REST_PREFIX
+from mock_server.core.paths import PROXY_PATH
 from mock_server.protocol.hosts import host_name, is_loopback_name
-from mock_server.protocol.paths import proxy_target
+from mock_server.protocol.paths import STAND_INS, proxy_target
 from mock_server.web.outcomes import FalRoute, fal_call, fal_calls, respond
 from mock_server.web.responses import AnswerResponse, RawResponse
 
@@ -41,7 +41,6 @@ PROXIED_SCOPE = "fal_mock.proxied_scope"
 _PREFLIGHT = [(b"access-control-allow-methods", b"GET, POST, PUT, DELETE, OPTIONS"),
               (b"access-control-allow-headers", b"*"),
               (b"vary", b"Origin")]
-_STAND_INS = {"rest": REST_PREFIX, "cdn": CDN_PREFIX}
 
 
 def browser_origin_allowed(origin: str | None, host: str, allowed: tuple[str, ...]) -> bool:
@@ -110,7 +109,7 @@ async def _proxied(request: Request):
     # (the journal keeps this call's entry)
     scope = dict(request.scope)
     scope[PROXIED_SCOPE] = request.scope
-    scope["path"] = _STAND_INS[kind] + path.lstrip("/")
+    scope["path"] = STAND_INS[kind] + path.lstrip("/")
     scope["raw_path"] = scope["path"].encode("latin-1")
     scope["query_string"] = call.raw_query
     return _Reentry(request.app, scope)
