@@ -8,6 +8,8 @@ import functools
 import io
 import json
 import struct
+import subprocess
+import sys
 import wave
 from fractions import Fraction
 
@@ -84,6 +86,19 @@ def test_video_is_the_same_bytes_for_the_same_arguments_and_differs_by_seed() ->
     first = render_mp4(320, 240, 24, 1, seed=5, lines=LINES)
     assert render_mp4(320, 240, 24, 1, seed=5, lines=LINES) == first
     assert render_mp4(320, 240, 24, 1, seed=6, lines=LINES) != first
+
+
+def test_video_bytes_do_not_depend_on_how_many_cores_the_process_may_use() -> None:
+    # x264 picks its thread count from the CPUs it may run on unless told; the bytes depend on it
+    code = ("import os, sys; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+            "from mock_server.endpoints.fal_app.media import render_mp4; "
+            "sys.stdout.buffer.write(render_mp4(640, 360, 24, 1, 5, ('a storm',)))")
+    one_core = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, timeout=120).stdout
+    assert one_core == render_mp4(640, 360, 24, 1, 5, ("a storm",))
+
+
+def test_a_single_string_is_one_line() -> None:
+    assert render_mp4(64, 64, 24, 0.1, 1, "one line") == render_mp4(64, 64, 24, 0.1, 1, ("one line",))
 
 
 def test_the_index_comes_first_so_a_browser_plays_while_loading() -> None:

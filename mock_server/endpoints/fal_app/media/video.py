@@ -117,6 +117,8 @@ def render_mp4(width: int, height: int, fps: float, duration: float, seed: int, 
     import av  # PyAV (bundled FFmpeg): loaded on the first video, not at start-up
 
     plan = plan_video(width, height, fps, duration)
+    if isinstance(lines, str):  # one line given as a string, not its characters as lines
+        lines = (lines,)
     w, h = plan.width, plan.height
     rate = plan.rate
     caption = f"{w}x{h} - {float(rate):g} fps - {plan.duration:g} s - video"
