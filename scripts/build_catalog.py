@@ -152,10 +152,13 @@ def shape(node: Any, name: str | None = None) -> Any:
                 node["default"] = value
         if not node["description"]:
             del node["description"]
-    if name is not None and node.get("type") == "number" and _INTEGER_NAMES.match(name):
+    if name is not None and _INTEGER_NAMES.match(name):
         default = node.get("default")
-        if default is None or (isinstance(default, int) and not isinstance(default, bool)):
+        whole = default is None or (isinstance(default, int) and not isinstance(default, bool))
+        if node.get("type") == "number" and whole:
             node["type"] = "integer"
+        elif node.get("type") == "array" and node.get("items") == {"type": "number"}:
+            node["items"] = {"type": "integer"}  # seeds: number[]
     return node
 
 
