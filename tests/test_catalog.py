@@ -9,13 +9,12 @@ import json
 import subprocess
 import sys
 import threading
-import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
 
 from mock_server.endpoints.catalog import Catalog, CatalogEntry
-from mock_server.endpoints.catalog._bundle import BUNDLE
 
 REPO = Path(__file__).resolve().parent.parent
 FLUX_DOCUMENT = REPO / "scripts" / "catalog" / "openapi" / "fal_ai_flux_dev.json"
@@ -147,41 +146,47 @@ def test_the_generator_shapes_the_tools_schema():
     assert shape({"type": "object", "additionalProperties": False, "properties": {}}) == {"type": "object", "properties": {}}
 
 
-def test_the_archive_is_deterministic_and_read_member_by_member(tmp_path):
-    build = _builder()
-    entries = {
+def _two_entries() -> dict:
+    return {
         "a/one": {"category": "text-to-image", "output_kind": "image", "title": "", "source": "npm:x@1",
                   "input_schema": {"type": "object", "title": "OneInput"}, "output_schema": {"type": "object", "title": "OneOutput"}},
         "b/two": {"category": "llm", "output_kind": "text", "title": "Two", "source": "npm:x@1",
                   "input_schema": {"type": "object", "title": "TwoInput"}, "output_schema": {"type": "object", "title": "TwoOutput"}},
     }
-    first = build.archive(copy.deepcopy(entries), {"x.txt": b"MIT"})
-    assert first == build.archive(copy.deepcopy(entries), {"x.txt": b"MIT"})
-    path = tmp_path / "catalog.zip"
-    path.write_bytes(first)
-    entry = Catalog(bundle=path).get("b/two")
-    assert (entry.title, entry.category, entry.input_schema) == ("Two", "llm", {"type": "object", "title": "TwoInput"})
+
+
+def _write(folder: Path, files: dict) -> None:
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+
+
+def test_the_generated_files_are_deterministic():
+    build = _builder()
+    first = build.files(_two_entries(), {"x.txt": b"MIT"})
+    assert first == build.files(copy.deepcopy(_two_entries()), {"x.txt": b"MIT"})
+    assert sorted(first) == ["LICENSES/x.txt", "index.json", "schemas.bin"]
+    assert first["index.json"].decode().splitlines()[1].startswith('"a/one": ["text-to-image", "image", "", "npm:x@1", 0, ')
 
 
 # --------------------------------------------------------------------------- lazy loading
 
 
-def test_nothing_is_read_until_an_id_is_asked_for_then_only_that_id(monkeypatch, tmp_path):
-    opened: list[str] = []
-    real_open = zipfile.ZipFile.open
-
-    def recording_open(self, name, *args, **kwargs):
-        opened.append(name if isinstance(name, str) else name.filename)
-        return real_open(self, name, *args, **kwargs)
-
-    monkeypatch.setattr(zipfile.ZipFile, "open", recording_open)
-    catalog = Catalog(state_dir=tmp_path, bundle=BUNDLE)
-    assert opened == []
-    assert catalog.get("fal-ai/whisper").output_kind == "text"
-    assert opened == ["index.json", "entries/fal-ai/whisper.json"]
-    assert catalog.summary("fal-ai/trellis")[:2] == ("image-to-3d", "3d")
-    assert catalog.search("kokoro american")
-    assert opened == ["index.json", "entries/fal-ai/whisper.json"], "the index answers list/search"
+def test_nothing_is_read_until_an_id_is_asked_for_then_only_that_id(tmp_path):
+    folder = tmp_path / "data"
+    catalog = Catalog(state_dir=tmp_path / "state", bundle=folder)  # the folder does not even exist yet
+    files = _builder().files(_two_entries(), {})
+    index = json.loads(files["index.json"])["endpoints"]
+    blob = bytearray(files["schemas.bin"])
+    start, length = index["a/one"][4:6]
+    blob[start:start + length] = b"\xff" * length  # a/one's member is now garbage
+    _write(folder, {**files, "schemas.bin": bytes(blob)})
+    entry = catalog.get("b/two")  # reads the index and b/two's member only
+    assert (entry.title, entry.category, entry.input_schema) == ("Two", "llm", {"type": "object", "title": "TwoInput"})
+    assert catalog.ids() == ["a/one", "b/two"] and catalog.search("llm") == ["b/two"], "the index answers list/search"
+    assert catalog.summary("a/one")[:2] == ("text-to-image", "image")
+    with pytest.raises(zlib.error):
+        catalog.get("a/one")
 
 
 # --------------------------------------------------------------------------- openapi(id)
