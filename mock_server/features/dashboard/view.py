@@ -232,7 +232,8 @@ class DashboardView:
 
     # -- the list -----------------------------------------------------------------------
     def list_view(self, query: Mapping[str, str], host: str) -> ListView:
-        """One page of the filtered list (``status``, ``endpoint``, ``page`` from the query)."""
+        """One page of the filtered list (``status``, ``endpoint``, ``namespace``, ``page`` from the query)."""
+        namespace = query.get("namespace", "")
         status = query.get("status", "")
         status = status if status in STATUS_FILTERS else ""
         endpoint = query.get("endpoint", "")
@@ -246,6 +247,8 @@ class DashboardView:
         for row in reversed(rows.values()):  # newest first
             if endpoint and row_endpoint(row) != endpoint:
                 continue
+            if namespace and row_namespace(row) != namespace:
+                continue
             state = row_state(row)
             if status and state.css != status:
                 continue
@@ -255,7 +258,7 @@ class DashboardView:
         shown = picked[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
 
         def link(to: int) -> str:
-            params = {k: v for k, v in (("status", status), ("endpoint", endpoint)) if v}
+            params = {k: v for k, v in (("status", status), ("endpoint", endpoint), ("namespace", namespace)) if v}
             if to > 1:
                 params["page"] = str(to)
             return DASHBOARD_ROOT + ("?" + urlencode(params) if params else "")
@@ -316,6 +319,14 @@ class DashboardView:
         """Cancel through the queue, as ``PUT .../cancel`` does: (HTTP status, outcome)."""
         outcome = self.emulator.queue.cancel(request_id)
         return {"CANCELLATION_REQUESTED": 202, "ALREADY_COMPLETED": 400}.get(outcome, 404), outcome
+
+
+def row_namespace(row: Row) -> str:
+    """The namespace a row's request (or call) belongs to (docs/namespaces.md)."""
+    if row.queued is not None:
+        return row.queued.namespace
+    first = row.first
+    return first.namespace if first is not None else ""
 
 
 def _time_cell(label: str, at: float | None, since: float | None = None) -> TimeCell:
