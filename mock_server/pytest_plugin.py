@@ -59,6 +59,10 @@ class FalMockFixture:
         self.queue_url = self.url + self.mock.settings.queue_prefix + "/"
         self.proxy_url = self.url + "/api/fal/proxy"
         self.key = KEY
+        from mock_server.core.namespaces import key_namespace
+
+        #: the namespace its calls are in (the key's id); the fixture owns the whole server
+        self.namespace = key_namespace(b"Key " + KEY.encode())
         self.clock = self.mock.clock
         self.faults = self.mock.faults
         self.journal = self.mock.journal

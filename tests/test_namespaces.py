@@ -128,7 +128,14 @@ def test_namespaces_stay_apart_under_concurrency(server, http):
                 failed = client.post(f"/queue/{ENDPOINT_ID}", json={"x": "fault"})
                 if failed.status_code != 503:
                     errors.append(f"{name}: own fault did not fire: {failed.status_code}")
+                even = names.index(name) % 2 == 0
+                if even:  # status polls fail here for good; the odd namespaces' must not
+                    client.post("/_mock/faults", params={"namespace": name},
+                                json={"on": "status", "status": 500, "times": None})
                 barrier.wait()  # every namespace has met its own fault
+                polled = client.get(f"/queue/{APP}/requests/{ids[0]}/status").status_code
+                if polled != (500 if even else 200):
+                    errors.append(f"{name}: status poll answered {polled}")
                 journal = client.get("/_mock/requests", params={"namespace": name, "body": "0"}).json()
                 seen = {e["namespace"] for e in journal["requests"]}
                 if seen != {name}:
