@@ -221,6 +221,13 @@ def test_the_dashboard_list_filters_by_namespace(http):
     assert a in page.text and b not in page.text
     assert page.headers["x-dashboard-total"] == "1"
     assert http.get("/_mock/ui/rows").headers["x-dashboard-total"] == "2"
+    # the live feed says each row's namespace, so a filtered page adds only its own
+    with http.stream("GET", "/_mock/ui/events") as events:
+        lines = events.iter_lines()
+        next(line for line in lines if line.startswith("data:"))  # hello: subscribed
+        fresh = submit(http, key("carol"))
+        row = next(line for line in lines if line.startswith("data:") and fresh in line)
+        assert '"namespace":"carol"' in row.replace(" ", "")
 
 
 def test_uploads_belong_to_the_uploader_s_namespace(http):

@@ -18,7 +18,7 @@ from mock_server.features.dashboard.formatting import clock_text, data_uri, json
 from mock_server.features.dashboard.images import RASTER_TYPES, Tile, input_tile, output_tiles, own_file
 from mock_server.features.dashboard.rows import (
     STATUS_FILTERS, Row, State, find_row, group_rows, row_caller_key, row_endpoint, row_input_urls, row_outputs, row_params,
-    row_state,
+    row_namespace, row_state,
 )
 
 if TYPE_CHECKING:
@@ -319,14 +319,6 @@ class DashboardView:
         """Cancel through the queue, as ``PUT .../cancel`` does: (HTTP status, outcome)."""
         outcome = self.emulator.queue.cancel(request_id)
         return {"CANCELLATION_REQUESTED": 202, "ALREADY_COMPLETED": 400}.get(outcome, 404), outcome
-
-
-def row_namespace(row: Row) -> str:
-    """The namespace a row's request (or call) belongs to (docs/namespaces.md)."""
-    if row.queued is not None:
-        return row.queued.namespace
-    first = row.first
-    return first.namespace if first is not None else ""
 
 
 def _time_cell(label: str, at: float | None, since: float | None = None) -> TimeCell:
