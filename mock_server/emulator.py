@@ -197,6 +197,15 @@ class FalMock:
         for hook in self._reset_hooks:
             hook()
 
+    def reset_namespace(self, namespace: str) -> None:
+        """Forget one namespace's requests, uploads, journal entries and fault rules (the
+        clock, the settings and other namespaces stay as they are: docs/namespaces.md)."""
+        self.queue.forget_namespace(namespace)
+        self.files.forget_uploads_of(namespace)
+        self.journal.forget_namespace(namespace)
+        self.faults.clear(namespace)
+        self.driver.kick()
+
     def on_reset(self, hook: Callable[[], None]) -> None:
         """Also run ``hook()`` on :meth:`reset` (feature modules clear their own state)."""
         self._reset_hooks.append(hook)
@@ -247,6 +256,7 @@ class FalMock:
         """A request as the control API lists it."""
         return {
             "request_id": request.request_id,
+            "namespace": request.namespace,
             "endpoint_id": request.endpoint.endpoint_id,
             "status": request.status,
             "valid": request.valid,

@@ -15,9 +15,14 @@ background thread of the test process on a free port, and each test that asks fo
 
 Markers take the keywords of :meth:`FalMockFixture.configure` plus ``strict`` (default
 True: at teardown, a one-shot fault that never fired fails the test).
+
+With ``FAL_MOCK_URL`` set (``http://host:port`` of a running ``fal-mock serve``), no server is
+started: the fixture uses that one, in a namespace of its own (docs/namespaces.md), so test
+processes sharing it never see each other's calls (:class:`RemoteFalMock`).
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Iterator
 
 import pytest
@@ -54,6 +59,10 @@ class FalMockFixture:
         self.queue_url = self.url + self.mock.settings.queue_prefix + "/"
         self.proxy_url = self.url + "/api/fal/proxy"
         self.key = KEY
+        from mock_server.core.namespaces import key_namespace
+
+        #: the namespace its calls are in (the key's id); the fixture owns the whole server
+        self.namespace = key_namespace(b"Key " + KEY.encode())
         self.clock = self.mock.clock
         self.faults = self.mock.faults
         self.journal = self.mock.journal
@@ -120,7 +129,11 @@ def _wire_fal_client(fixture: FalMockFixture, monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.fixture(scope="session")
 def fal_mock_server() -> Iterator[Any]:
-    """The session's mock server (a BackgroundServer); most tests want ``fal_mock``."""
+    """The session's mock server (a BackgroundServer); most tests want ``fal_mock``.  With
+    ``FAL_MOCK_URL`` set: that server, reached over HTTP (a :class:`RemoteServer`)."""
+    if os.environ.get(REMOTE_URL_ENV):
+        yield RemoteServer.from_environment()
+        return
     from mock_server.server.background import BackgroundServer
     from mock_server.emulator import FalMock
     from mock_server.settings import Settings
@@ -137,6 +150,9 @@ def fal_mock(fal_mock_server, request: pytest.FixtureRequest, monkeypatch: pytes
     for marker in reversed(list(request.node.iter_markers("fal_mock"))):
         options.update(marker.kwargs)  # the closest marker wins
     strict = options.pop("strict", True)
+    if isinstance(fal_mock_server, RemoteServer):
+        yield from _remote_fixture(fal_mock_server, request, monkeypatch, strict)
+        return
     fixture = FalMockFixture(fal_mock_server)
     fixture.reset()
     fixture.configure(**options)
@@ -148,4 +164,150 @@ def fal_mock(fal_mock_server, request: pytest.FixtureRequest, monkeypatch: pytes
     if unused:
         pytest.fail("fal_mock: fault rule(s) never fired: "
                     + ", ".join(f"{r.id} on={r.on} {r.fault.label}" for r in unused)
+                    + " (pass strict=False in the fal_mock marker to allow this)", pytrace=False)
+
+
+# -- a server shared with other processes (FAL_MOCK_URL) ----------------------------------------
+#: ``http://host:port`` of a running fal-mock: the fixture uses it instead of starting one.
+REMOTE_URL_ENV = "FAL_MOCK_URL"
+#: Its admin token, when it was started with ``--admin-token``.
+REMOTE_TOKEN_ENV = "FAL_MOCK_ADMIN_TOKEN"
+#: The namespace this test process uses there (default: one of its own, new per session).
+REMOTE_NAMESPACE_ENV = "FAL_MOCK_NAMESPACE"
+
+
+class RemoteServer:
+    """A fal-mock server another process runs, steered through its control API in one
+    namespace: this process's requests, journal, faults and uploads are its own."""
+
+    def __init__(self, url: str, namespace: str, admin_token: str | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.namespace = namespace
+        self.admin_token = admin_token
+
+    @classmethod
+    def from_environment(cls) -> "RemoteServer":
+        import secrets
+
+        namespace = os.environ.get(REMOTE_NAMESPACE_ENV) or f"pytest-{os.getpid()}-{secrets.token_hex(4)}"
+        return cls(os.environ[REMOTE_URL_ENV], namespace, os.environ.get(REMOTE_TOKEN_ENV) or None)
+
+    def control(self, method: str, path: str, body: Any = None, **query: Any) -> Any:
+        """Call ``/_mock/{path}`` in this namespace; the answer's JSON."""
+        import json
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        params = {"namespace": self.namespace, **{k: v for k, v in query.items() if v is not None}}
+        url = f"{self.url}/_mock/{path}?{urllib.parse.urlencode(params)}"
+        headers = {"content-type": "application/json"}
+        if self.admin_token:
+            headers["x-fal-mock-admin-token"] = self.admin_token
+        data = None if body is None else json.dumps(body).encode()
+        call = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(call, timeout=30) as answer:
+                return json.loads(answer.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise RuntimeError(f"fal-mock at {self.url}: {method} /_mock/{path} answered {exc.code}: "
+                               f"{exc.read()[:300]!r}") from None
+
+
+class RemoteEntry:
+    """A journal entry as the control API lists it (attributes as :class:`JournalEntry`'s)."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.__dict__.update(data)
+        self.json = data.get("body")
+
+    def __repr__(self) -> str:
+        return f"<RemoteEntry {self.__dict__.get('method')} {self.__dict__.get('path')} {self.__dict__.get('status')}>"
+
+
+class RemoteFalMock:
+    """The ``fal_mock`` fixture against a shared server (``FAL_MOCK_URL``): the same steering
+    and looking as :class:`FalMockFixture`, over HTTP, in this process's namespace.  The
+    client key is ``<namespace>:secret`` (the key's id chooses the namespace, and the official
+    clients send nothing else), so the shared server must accept any key (no ``--keys``).
+    ``configure`` changes the server's settings, which every namespace shares: only a test's
+    ``fal_mock`` marker calls it.  The clock is the server's too: not steered from here."""
+
+    def __init__(self, server: RemoteServer) -> None:
+        self.server = server
+        self.url = server.url
+        self.namespace = server.namespace
+        self.run_url = self.url + "/"
+        from mock_server.settings import QUEUE_PREFIX
+
+        self.queue_url = self.url + QUEUE_PREFIX + "/"
+        self.proxy_url = self.url + "/api/fal/proxy"
+        self.key = f"{self.namespace}:secret"
+
+    def configure(self, **options: Any) -> None:
+        """Server-wide settings (every namespace shares them), as ``POST /_mock/config``."""
+        import json
+        import urllib.request
+
+        body = {k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()}
+        # not self.server.control: the config is the server's, and refuses a ?namespace=
+        headers = {"content-type": "application/json"}
+        if self.server.admin_token:
+            headers["x-fal-mock-admin-token"] = self.server.admin_token
+        call = urllib.request.Request(self.url + "/_mock/config", data=json.dumps(body).encode(),
+                                      method="POST", headers=headers)
+        with urllib.request.urlopen(call, timeout=30):
+            pass
+
+    def reset(self) -> None:
+        """Forget this namespace's requests, uploads, journal and faults (nobody else's)."""
+        self.server.control("POST", "reset")
+
+    def fail_next(self, on: str = "any", **fault: Any) -> dict[str, Any]:
+        return self.add_fault(on, times=1, **fault)
+
+    def add_fault(self, on: str = "any", **rule: Any) -> dict[str, Any]:
+        """A fault rule for this namespace's calls only; returns the rule as the server lists it."""
+        return self.server.control("POST", "faults", {"on": on, **rule})
+
+    def fault_rules(self) -> list[dict[str, Any]]:
+        return self.server.control("GET", "faults")["rules"]
+
+    def requests(self, **filters: Any) -> list[RemoteEntry]:
+        """This namespace's journal entries (oldest first); filters as the in-process fixture's."""
+        kind = filters.pop("kind", None)
+        if kind is not None and not isinstance(kind, str):
+            kind = ",".join(kind)
+        answer = self.server.control("GET", "requests", kind=kind, **filters)
+        return [RemoteEntry(item) for item in answer["requests"]]
+
+    def status_of(self, request_id: str) -> str | None:
+        found = self.server.control("GET", f"queue/{request_id}")
+        return None if found is None else found["status"]
+
+    def __repr__(self) -> str:
+        return f"<fal_mock {self.url} namespace={self.namespace}>"
+
+
+def _remote_fixture(server: RemoteServer, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+                    strict: bool) -> Iterator[RemoteFalMock]:
+    fixture = RemoteFalMock(server)
+    fixture.reset()
+    markers = list(request.node.iter_markers("fal_mock"))
+    options: dict[str, Any] = {}
+    for marker in reversed(markers):
+        options.update(marker.kwargs)
+    options.pop("strict", None)
+    if options:  # server-wide: only what the test asked for
+        fixture.configure(**options)
+    _wire_fal_client(fixture, monkeypatch)  # type: ignore[arg-type]
+    yield fixture
+    rules = fixture.fault_rules()
+    unused = [r for r in rules if strict and r["times"] is not None and r["probability"] == 1.0 and r["fired"] == 0]
+    server.control("DELETE", "faults")
+    if unused:
+        pytest.fail("fal_mock: fault rule(s) never fired: "
+                    + ", ".join(f"{r['id']} on={r['on']}" for r in unused)
                     + " (pass strict=False in the fal_mock marker to allow this)", pytrace=False)

@@ -31,7 +31,8 @@ def _mock(state: Path, **settings) -> FalMock:
 
 def _submit(mock: FalMock) -> str:
     endpoint = mock.endpoint(ENDPOINT)
-    return mock.queue.submit(endpoint, endpoint.parse(json.dumps(BODY).encode())).request_id
+    # in the namespace of the key the HTTP checks below use ("Key a:b": docs/namespaces.md)
+    return mock.queue.submit(endpoint, endpoint.parse(json.dumps(BODY).encode()), namespace="a").request_id
 
 
 def _stored_ids(state: Path) -> set[str]:

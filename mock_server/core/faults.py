@@ -203,6 +203,8 @@ class FaultRule:
     probability: float = 1.0
     seed: int | None = None
     prompt: str | None = None
+    #: the namespace whose calls it picks (docs/namespaces.md); None: every namespace's
+    namespace: str | None = None
     id: str = field(default_factory=lambda: f"rule-{next(_ids)}")
     seen: int = 0
     fired: int = 0
@@ -221,9 +223,11 @@ class FaultRule:
     def exhausted(self) -> bool:
         return self.times is not None and self.fired >= self.times
 
-    def applies(self, call: str, prompt: "str | None | Callable[[], str | None]") -> bool:
+    def applies(self, call: str, prompt: "str | None | Callable[[], str | None]", namespace: str | None = None) -> bool:
         """Count this call and say whether the fault fires on it (``prompt`` may be a getter)."""
         if self.exhausted or (self.on != "any" and self.on != call):
+            return False
+        if self.namespace is not None and namespace != self.namespace:
             return False
         if self.fault.kind in REQUEST_LEVEL and call not in ("submit", "run"):
             return False
@@ -242,7 +246,7 @@ class FaultRule:
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "on": self.on, "times": self.times, "after": self.after,
                 "probability": self.probability, "seed": self.seed, "prompt": self.prompt,
-                "seen": self.seen, "fired": self.fired, "fault": asdict(self.fault)}
+                "namespace": self.namespace, "seen": self.seen, "fired": self.fired, "fault": asdict(self.fault)}
 
 
 class FaultPlan:
@@ -253,33 +257,37 @@ class FaultPlan:
         self._lock = threading.Lock()
 
     def add(self, on: str = "any", *, times: int | None = 1, after: int = 0, probability: float = 1.0,
-            seed: int | None = None, prompt: str | None = None, **fault: Any) -> FaultRule:
-        """Add a rule; keyword arguments beyond the rule's are the :class:`Fault`'s."""
+            seed: int | None = None, prompt: str | None = None, namespace: str | None = None,
+            **fault: Any) -> FaultRule:
+        """Add a rule; keyword arguments beyond the rule's are the :class:`Fault`'s
+        (``namespace``: only that namespace's calls; None: every namespace's)."""
         rule = FaultRule(Fault(**fault), on=on, times=times, after=after, probability=probability,
-                         seed=seed, prompt=prompt)
+                         seed=seed, prompt=prompt, namespace=namespace)
         with self._lock:
             self._rules.append(rule)
         return rule
 
-    def add_json(self, data: dict[str, Any]) -> FaultRule:
-        """A rule from the control API's JSON: rule keys plus a ``fault`` object (or fault keys inline)."""
+    def add_json(self, data: dict[str, Any], namespace: str | None = None) -> FaultRule:
+        """A rule from the control API's JSON: rule keys plus a ``fault`` object (or fault keys
+        inline), for ``namespace``'s calls (None: every namespace's)."""
         data = dict(data)
         fault = data.pop("fault", None) or {k: data.pop(k) for k in list(data) if k in Fault.__dataclass_fields__}
         unknown = set(data) - {"on", "times", "after", "probability", "seed", "prompt"}
         if unknown:
             raise FaultError(f"unknown rule field(s): {', '.join(sorted(unknown))}")
         try:
-            return self.add(**data, **fault)
+            return self.add(**data, **fault, namespace=namespace)
         except TypeError as exc:
             raise FaultError(str(exc)) from None
 
-    def match(self, call: str, prompt: "str | None | Callable[[], str | None]" = None) -> Fault | None:
-        """The fault for this call, if a rule fires (the rule's counters move)."""
+    def match(self, call: str, prompt: "str | None | Callable[[], str | None]" = None,
+              namespace: str | None = None) -> Fault | None:
+        """The fault for this call (made in ``namespace``), if a rule fires (the rule's counters move)."""
         if not self._rules:
             return None
         with self._lock:
             for rule in self._rules:
-                if rule.applies(call, prompt):
+                if rule.applies(call, prompt, namespace):
                     return rule.fault
         return None
 
@@ -287,17 +295,27 @@ class FaultPlan:
     def rules(self) -> list[FaultRule]:
         return list(self._rules)
 
+    def rules_of(self, namespace: str | None) -> list[FaultRule]:
+        """The rules one namespace set (None: every rule)."""
+        return [r for r in self._rules if namespace is None or r.namespace == namespace]
+
     @property
     def active(self) -> bool:
         """Whether any rule is in force (checked on every call: no copy, no lock)."""
         return bool(self._rules)
 
-    def remove(self, rule_id: str) -> bool:
+    def remove(self, rule_id: str, namespace: str | None = None) -> bool:
+        """Remove a rule (only one ``namespace`` set, when given)."""
         with self._lock:
             before = len(self._rules)
-            self._rules = [r for r in self._rules if r.id != rule_id]
+            self._rules = [r for r in self._rules
+                           if r.id != rule_id or (namespace is not None and r.namespace != namespace)]
             return len(self._rules) != before
 
-    def clear(self) -> None:
+    def clear(self, namespace: str | None = None) -> None:
+        """Remove every rule (only those one ``namespace`` set, when given)."""
         with self._lock:
-            self._rules.clear()
+            if namespace is None:
+                self._rules.clear()
+            else:
+                self._rules = [r for r in self._rules if r.namespace != namespace]

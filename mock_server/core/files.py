@@ -75,6 +75,9 @@ class FileStore:
         self._cached = 0
         self._uploads: OrderedDict[str, StoredFile] = OrderedDict()
         self._uploaded = 0
+        #: upload name -> the namespace that uploaded it, for uploads made outside the default
+        #: one (docs/namespaces.md: a namespace's reset forgets its uploads)
+        self._owners: dict[str, str] = {}
         self.renders = 0  # how many times a recipe ran (first render + re-renders)
         #: Asked for a name found neither among uploads nor recipes (persisted state); what it
         #: returns is kept as an upload (uploads) or found registered again (re-produced outputs).
@@ -128,6 +131,28 @@ class FileStore:
             self._uploads[name] = StoredFile(data, content_type)
             self._uploaded += len(data)
             self._trim_uploads(self.upload_bytes, 1)
+
+    def claim(self, name: str, namespace: str) -> None:
+        """Say which namespace uploads (or has uploaded) ``name``."""
+        with self._lock:
+            if len(self._owners) > 4 * max(len(self._uploads), 1024):  # names whose upload never came
+                self._owners = {n: o for n, o in self._owners.items() if n in self._uploads}
+            self._owners[name] = namespace
+
+    def owner(self, name: str) -> str | None:
+        """The namespace that uploaded ``name`` (None: unknown, e.g. a rendered output)."""
+        return self._owners.get(name)
+
+    def forget_uploads_of(self, namespace: str) -> int:
+        """Drop the uploads one namespace made; returns how many."""
+        with self._lock:
+            names = [n for n, o in self._owners.items() if o == namespace]
+            for name in names:
+                del self._owners[name]
+                dropped = self._uploads.pop(name, None)
+                if dropped is not None:
+                    self._uploaded -= len(dropped.data)
+            return len(names)
 
     @property
     def uploaded_bytes(self) -> int:
@@ -191,6 +216,7 @@ class FileStore:
             self._cached = 0
             self._uploads.clear()
             self._uploaded = 0
+            self._owners.clear()
 
     def stats(self) -> dict[str, int]:
         with self._lock:

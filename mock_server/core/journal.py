@@ -15,6 +15,8 @@ from typing import Any, Callable, Iterable
 
 import orjson
 
+from mock_server.core.namespaces import namespace_of
+
 #: Request bodies are kept up to this many bytes (data URIs can be megabytes).
 BODY_KEEP = 64 * 1024
 #: Of a call's headers, path and query, an entry keeps this many bytes each (the server refuses
@@ -56,6 +58,14 @@ class JournalEntry:
     fault: str | None = None
     proxied: bool = False
     target_url: str | None = None
+    #: the namespace when the headers do not say it (a CDN call carries only its token)
+    owner: str | None = None
+
+    @property
+    def namespace(self) -> str:
+        """The namespace the call belongs to, read from its headers when asked (recording
+        stays free of it: the rule is :func:`mock_server.core.namespaces.namespace_of`)."""
+        return self.owner if self.owner is not None else namespace_of(self.raw_headers)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -84,7 +94,7 @@ class JournalEntry:
             "query": self.query, "kind": self.kind, "endpoint_id": self.endpoint_id,
             "request_id": self.request_id, "status": self.status, "duration_ms": self.duration_ms,
             "fault": self.fault, "proxied": self.proxied, "target_url": self.target_url,
-            "headers": self.headers, "body_size": self.body_size,
+            "namespace": self.namespace, "headers": self.headers, "body_size": self.body_size,
         }
         if with_body:
             parsed = self.json
@@ -153,9 +163,10 @@ class Journal:
         request_id: str | None = None,
         status: int | None = None,
         since: int | None = None,
+        namespace: str | None = None,
     ) -> list[JournalEntry]:
         """Entries oldest first, filtered: ``kind`` (one or several), ``method``, ``path``
-        (substring), ``request_id``, ``status``, ``since`` (seq greater than)."""
+        (substring), ``request_id``, ``status``, ``since`` (seq greater than), ``namespace``."""
         with self._lock:
             items = list(self._entries)
         kinds = {kind} if isinstance(kind, str) else set(kind) if kind is not None else None
@@ -167,6 +178,7 @@ class Journal:
             and (request_id is None or e.request_id == request_id)
             and (status is None or e.status == status)
             and (since is None or e.seq > since)
+            and (namespace is None or e.namespace == namespace)
         ]
 
     def __len__(self) -> int:
@@ -176,6 +188,11 @@ class Journal:
         with self._lock:
             self._entries.clear()
             self.dropped = 0
+
+    def forget_namespace(self, namespace: str) -> None:
+        """Drop one namespace's entries (its reset); ``dropped`` keeps counting the cap's."""
+        with self._lock:
+            self._entries = deque((e for e in self._entries if e.namespace != namespace), maxlen=self.capacity)
 
     def resize(self, capacity: int) -> None:
         with self._lock:

@@ -22,6 +22,7 @@ from typing import Any, Callable
 from mock_server.core.clock import Clock
 from mock_server.core.answers import Answer
 from mock_server.core.endpoint import Endpoint, Parsed
+from mock_server.core.namespaces import DEFAULT
 from mock_server.core.timing import TimingProfile
 
 IN_QUEUE = "IN_QUEUE"
@@ -85,7 +86,7 @@ class QueuedRequest:
         "request_id", "endpoint", "parsed", "submitted_at", "eligible_at", "duration",
         "started_at", "finished_at", "status", "cancelled", "error", "error_type",
         "answer", "producing", "notes", "webhook_url", "origin", "version", "_plan",
-        "status_cache", "polls",
+        "status_cache", "polls", "namespace",
     )
 
     def __init__(
@@ -96,8 +97,11 @@ class QueuedRequest:
         submitted_at: float,
         eligible_at: float,
         duration: float,
+        namespace: str = DEFAULT,
     ) -> None:
         self.request_id = request_id
+        #: whose request it is (docs/namespaces.md): another namespace's calls never find it
+        self.namespace = namespace
         self.endpoint = endpoint
         self.parsed = parsed
         self.submitted_at = submitted_at
@@ -238,6 +242,7 @@ class RequestQueue:
         at: float | None = None,
         eligible_at: float | None = None,
         duration: float | None = None,
+        namespace: str = DEFAULT,
     ) -> QueuedRequest:
         """Enqueue a request (valid or not: fal accepts bad input at submit, PROTOCOL.md §3.6).
 
@@ -254,7 +259,7 @@ class RequestQueue:
             duration = self.timing.duration(request_id) if isinstance(parsed, Parsed) else 0.0
         if eligible_at is None:
             eligible_at = now + self.timing.queue_wait()
-        request = QueuedRequest(request_id, endpoint, parsed, now, eligible_at, duration)
+        request = QueuedRequest(request_id, endpoint, parsed, now, eligible_at, duration, namespace)
         self._requests[request_id] = request
         self._pending.append(request)
         if self._recorders:
@@ -273,7 +278,11 @@ class RequestQueue:
         return self._requests.get(request_id)
 
     def queue_position(self, request: QueuedRequest) -> int:
-        """How many requests are ahead of this one (0-based), for IN_QUEUE requests."""
+        """How many requests are ahead of this one (0-based), for IN_QUEUE requests.
+
+        *Chosen*: every namespace's requests count (the emulated runners are shared by all, as
+        fal's position counts every caller's requests ahead on the app), so it tells how long
+        the wait is; it names none of them."""
         if request.status != IN_QUEUE:
             return 0
         pending = self._pending
@@ -390,6 +399,31 @@ class RequestQueue:
             self._record("cancel", request)  # before _finish, which may forget it at once
         self._finish(request, now)
         return CANCELLATION_REQUESTED
+
+    def forget_namespace(self, namespace: str) -> int:
+        """Forget one namespace's requests (waiting, running or finished), as :meth:`reset`
+        forgets all; a running one frees its worker now.  Returns how many were forgotten."""
+        self.advance()
+        mine = [r for r in self._requests.values() if r.namespace == namespace]
+        if not mine:
+            return 0
+        gone = {id(r) for r in mine}
+        self._pending = deque(r for r in self._pending if id(r) not in gone)
+        running = [entry for entry in self._running if id(entry[2]) not in gone]
+        if len(running) != len(self._running) and self.polls is None:
+            now = self.clock.now()
+            for _ in range(len(self._running) - len(running)):
+                if len(self._idle) + len(running) < self.workers:
+                    heapq.heappush(self._idle, now)
+        heapq.heapify(running)
+        self._running = running
+        ids = {r.request_id for r in mine}
+        self._finished = deque(rid for rid in self._finished if rid not in ids)
+        for request in mine:
+            del self._requests[request.request_id]
+            if self._recorders:
+                self._record("forget", request)
+        return len(mine)
 
     def reset(self) -> None:
         """Forget every request; workers become idle."""

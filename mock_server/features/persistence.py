@@ -184,6 +184,7 @@ class Persistence:
                 request = queue.submit(
                     endpoint, parsed, record["request_id"],
                     at=at, eligible_at=record["eligible_at"], duration=record["duration"],
+                    namespace=record["namespace"],
                 )
                 request.webhook_url = record["webhook_url"]
                 if origin is not None:

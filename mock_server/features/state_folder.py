@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from mock_server.core.namespaces import DEFAULT
 from mock_server.core.files import StoredFile
 from mock_server.features.state_rows import COLUMNS, stored_time
 
@@ -34,9 +35,10 @@ log = logging.getLogger("fal_mock")
 DB_NAME = "state.sqlite3"
 LOCK_NAME = "state.lock"
 UPLOADS = "uploads"
-SCHEMA_VERSION = "1"
+#: 2: requests gained ``namespace`` (docs/namespaces.md); a version-1 folder is migrated at open
+SCHEMA_VERSION = "2"
 
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS requests (
     request_id   TEXT PRIMARY KEY,
@@ -52,7 +54,8 @@ CREATE TABLE IF NOT EXISTS requests (
     origin       TEXT,            -- JSON [scheme, host] the request was submitted to
     error        TEXT, error_type TEXT,
     cancelled_at REAL,
-    answer_status INTEGER, answer_headers TEXT, answer_body BLOB
+    answer_status INTEGER, answer_headers TEXT, answer_body BLOB,
+    namespace    TEXT NOT NULL DEFAULT '{DEFAULT}'
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS files (
     name TEXT PRIMARY KEY, request_id TEXT NOT NULL
@@ -109,7 +112,8 @@ class StateFolder:
                 _private_file(upload, create=False)
             self.db = self._connect()
             self.db.executescript(_SCHEMA)
-            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            _migrate(self.db)
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
             self._reader = self._connect()
         except (OSError, sqlite3.Error) as exc:
             _release_lock(self._lock_fd)
@@ -265,6 +269,14 @@ class StateFolder:
         with self._reader_lock:
             self._reader.close()
         _release_lock(self._lock_fd)
+
+
+def _migrate(db: "sqlite3.Connection") -> None:
+    """Bring a state folder written by an older fal-mock to :data:`SCHEMA_VERSION`: version 1
+    had no ``namespace`` column (its requests were all the default namespace's)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(requests)")}
+    if "namespace" not in columns:
+        db.execute(f"ALTER TABLE requests ADD COLUMN namespace TEXT NOT NULL DEFAULT '{DEFAULT}'")
 
 
 def _private_folder(path: Path) -> None:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 COLUMNS = (
     "request_id", "seq", "endpoint_id", "submitted_at", "eligible_at", "duration", "params", "notes",
     "rejected_status", "rejected_headers", "rejected_body", "webhook_url", "origin", "error", "error_type",
-    "cancelled_at", "answer_status", "answer_headers", "answer_body",
+    "cancelled_at", "answer_status", "answer_headers", "answer_body", "namespace",
 )
 #: Stored times and durations beyond this (seconds; year 5138) are damage, not data.
 _MAX_TIME = 1e11
@@ -57,7 +57,7 @@ def submit_row(request: "QueuedRequest", seq: int) -> tuple:
         request.eligible_at, request.duration, params, notes, *rejected, request.webhook_url,
         orjson.dumps(origin) if origin else None, request.error, request.error_type, None,
         answer.status if answer else None, _headers_json(answer.headers) if answer else None,
-        answer.body if answer else None,
+        answer.body if answer else None, request.namespace,
     ))
 
 
@@ -124,6 +124,8 @@ def stored_request(endpoint: "Endpoint", record: dict[str, Any]) -> StoredReques
             raise ValueError("stored status out of range")
         answer = Answer(record["answer_status"], bytes(record["answer_body"]),
                         _headers_of(record["answer_headers"]))
+    if not isinstance(record["namespace"], str) or not record["namespace"]:
+        raise ValueError("bad namespace")
     for column in ("webhook_url", "error", "error_type"):
         if record[column] is not None and not isinstance(record[column], str):
             raise ValueError(f"bad {column}")

@@ -185,6 +185,9 @@ class UploadSessions:
         self.files = files
         self._settings = settings
         self.tokens: OrderedDict[str, float] = OrderedDict()  # token -> expires_at
+        #: token -> the namespace of the key it was issued to (docs/namespaces.md): the CDN
+        #: calls carry only the token
+        self.token_namespaces: dict[str, str] = {}
         self.signed: OrderedDict[str, _Signed] = OrderedDict()  # file name -> pending PUT
         self.multipart: OrderedDict[str, _Multipart] = OrderedDict()  # uploadId -> upload
         self.completed: OrderedDict[str, str] = OrderedDict()  # uploadId -> file name
@@ -255,6 +258,7 @@ class UploadSessions:
         now = self.now
         for token in [t for t, exp in self.tokens.items() if now >= exp]:
             del self.tokens[token]
+            self.token_namespaces.pop(token, None)
         for name in [n for n, s in self.signed.items() if now >= s.expires_at]:
             del self.signed[name]
         for upload_id in [u for u, m in self.multipart.items() if now >= m.touched + UPLOAD_TTL_SECONDS]:
@@ -277,15 +281,17 @@ class UploadSessions:
         self._make_room(keep_stored=1)  # never the file just stored
 
     # -- rest.fal.ai -----------------------------------------------------------------------
-    def issue_token(self, cdn_base: str) -> Outcome:
+    def issue_token(self, cdn_base: str, namespace: str | None = None) -> Outcome:
         """A CDN token ``{token, token_type, base_url, expires_at}``; ``cdn_base`` is the CDN
-        stand-in's URL as the caller reached the mock."""
+        stand-in's URL as the caller reached the mock; ``namespace``: the caller's."""
         self._expire()
         token = secrets.token_urlsafe(32)
         expires_at = float(int(self.now + CDN_TOKEN_TTL_SECONDS))
         self.tokens[token] = expires_at
+        if namespace is not None:
+            self.token_namespaces[token] = namespace
         while len(self.tokens) > MAX_TOKENS:
-            self.tokens.popitem(last=False)
+            self.token_namespaces.pop(self.tokens.popitem(last=False)[0], None)
         return {"token": token, "token_type": "Bearer", "base_url": cdn_base, "expires_at": _iso(expires_at)}
 
     def initiate(self, body: dict[str, Any], files_base: str) -> Outcome:

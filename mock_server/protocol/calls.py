@@ -182,7 +182,7 @@ class FalCalls:
         elif name == "stream":
             outcome = self.stream(call, request_id, app_path, queue_base)
         else:
-            outcome = Outcome.of(self.cancel(request_id, app_path))
+            outcome = Outcome.of(self.cancel(request_id, app_path, call.namespace))
         return _cut(outcome, applied)
 
     async def run_call(self, call: HttpRequest, path: str, proxied: bool = False) -> Outcome:
@@ -216,10 +216,11 @@ class FalCalls:
         return _cut(outcome, applied)
 
     # -- the calls ------------------------------------------------------------------------
-    def lookup(self, request_id: str, app_path: str) -> QueuedRequest | None:
-        """The request, if it exists under that app."""
+    def lookup(self, request_id: str, app_path: str, namespace: str) -> QueuedRequest | None:
+        """The request, if it exists under that app in that namespace (another namespace's
+        request is not found: docs/namespaces.md)."""
         found = self.emulator.queue.get(request_id)
-        if found is None:
+        if found is None or found.namespace != namespace:
             return None
         endpoint_id = found.endpoint.endpoint_id
         if app_path != endpoint_id and app_of(endpoint_id) != app_path:
@@ -237,7 +238,7 @@ class FalCalls:
                 503, f"The mock's state folder cannot be written: {failure}", "internal_error"))
         parsed = endpoint.parse(body)
         try:
-            queued = emulator.queue.submit(endpoint, parsed)
+            queued = emulator.queue.submit(endpoint, parsed, namespace=call.namespace)
         except QueueFull as full:
             return reply_of(fal_errors.queue_full(full.limit))
         if call.entry is not None:
@@ -264,7 +265,7 @@ class FalCalls:
         for at most :data:`STATUS_BODIES_KEPT` ways of asking)."""
         if not is_app_path(app_path):
             return reply_of(fal_errors.method_not_allowed())
-        queued = self.lookup(request_id, app_path)
+        queued = self.lookup(request_id, app_path, call.namespace)
         if queued is None:
             return reply_of(fal_errors.status_not_found())
         with_logs = logs_flag(call)
@@ -308,11 +309,11 @@ class FalCalls:
                 body["error_type"] = queued.error_type
         return body
 
-    def kept_result(self, request_id: str, app_path: str, queue_base: str) -> Reply | None:
+    def kept_result(self, request_id: str, app_path: str, queue_base: str, namespace: str) -> Reply | None:
         """The result GET's reply, or None when the result must be produced first."""
         if not is_app_path(app_path):
             return reply_of(fal_errors.method_not_allowed())
-        queued = self.lookup(request_id, app_path)
+        queued = self.lookup(request_id, app_path, namespace)
         if queued is None:
             return reply_of(fal_errors.result_not_found())
         if queued.status != COMPLETED:
@@ -322,15 +323,15 @@ class FalCalls:
 
     async def result(self, call: HttpRequest, request_id: str, app_path: str, queue_base: str) -> Reply:
         """The result GET's reply, producing the result (once) if need be."""
-        reply = self.kept_result(request_id, app_path, queue_base)
+        reply = self.kept_result(request_id, app_path, queue_base, call.namespace)
         if reply is None:  # COMPLETED, its result not produced yet
             queued = self.emulator.queue.get(request_id)
             reply = reply_of(await self.emulator.result(queued, self.emulator.env_for(call.scheme, call.host)), request_id)
         return reply
 
-    def cancel(self, request_id: str, app_path: str) -> Reply:
+    def cancel(self, request_id: str, app_path: str, namespace: str) -> Reply:
         """Cancel: 202 CANCELLATION_REQUESTED, 400 ALREADY_COMPLETED, or 404 NOT_FOUND."""
-        if self.lookup(request_id, app_path) is None:
+        if self.lookup(request_id, app_path, namespace) is None:
             outcome = "NOT_FOUND"
         else:
             outcome = self.emulator.queue.cancel(request_id)
@@ -343,7 +344,7 @@ class FalCalls:
 
     def stream(self, call: HttpRequest, request_id: str, app_path: str, queue_base: str) -> Outcome:
         """The status as server-sent events (or the 404 of an unknown request)."""
-        queued = self.lookup(request_id, app_path)
+        queued = self.lookup(request_id, app_path, call.namespace)
         if queued is None:
             return Outcome.answer(fal_errors.status_not_found())
         headers = [*SSE_HEADERS, (b"x-fal-request-id", request_id.encode())]

@@ -42,7 +42,7 @@ async def apply(plan: FaultPlan, call_name: str, call: HttpRequest, request_id: 
     """Apply the fault a rule picks for this call, if any (None: proceed as usual)."""
     if not plan.active:
         return None
-    fault = plan.match(call_name, (lambda: prompt_of(body)) if body is not None else None)
+    fault = plan.match(call_name, (lambda: prompt_of(body)) if body is not None else None, call.namespace)
     if fault is None:
         return None
     if call.entry is not None:

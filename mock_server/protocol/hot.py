@@ -106,7 +106,7 @@ class FastLane:
         if name == "status":
             note(call, name, None, request_id)
             return calls.status(call, request_id, app_path, queue_base)
-        reply = calls.kept_result(request_id, app_path, queue_base)
+        reply = calls.kept_result(request_id, app_path, queue_base, call.namespace)
         if reply is not None:
             note(call, name, None, request_id)
         return reply

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qsl
 
+from mock_server.core.namespaces import namespace_of
+
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -26,7 +28,7 @@ class HttpRequest:
     """What a handler needs of an HTTP request; the body is read on demand."""
 
     __slots__ = ("scope", "receive", "method", "path", "raw_query", "_headers", "_body", "_query",
-                 "entry", "transport", "_host")
+                 "entry", "transport", "_host", "_namespace")
 
     def __init__(self, scope: Scope, receive: Receive, body: bytes | None = None) -> None:
         self.scope = scope
@@ -40,6 +42,7 @@ class HttpRequest:
         self.entry = None  # the journal entry being filled for this call, if journaled
         self.transport = None  # the connection's transport, when the server exposes it
         self._host: str | None = None
+        self._namespace: str | None = None
 
     @property
     def headers(self) -> dict[str, str]:
@@ -116,6 +119,14 @@ class HttpRequest:
                 host = f"{server[0]}:{server[1]}" if server else "127.0.0.1"
             self._host = host
         return host
+
+    @property
+    def namespace(self) -> str:
+        """The namespace this call belongs to (:mod:`mock_server.core.namespaces`)."""
+        namespace = self._namespace
+        if namespace is None:
+            namespace = self._namespace = namespace_of(self.scope["headers"])
+        return namespace
 
     @property
     def scheme(self) -> str:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from mock_server.features.dashboard import pages
 from mock_server.features.dashboard.feed import CLIENT_QUEUE, LiveFeed, Subscriber
 from mock_server.features.dashboard.images import INLINE_MAX
-from mock_server.features.dashboard.rows import Row, row_endpoint, row_state
+from mock_server.features.dashboard.rows import Row, row_endpoint, row_namespace, row_state
 from mock_server.features.dashboard.view import PAGE_SIZE, DashboardView, Deliveries
 
 if TYPE_CHECKING:
@@ -54,4 +54,5 @@ class Dashboard:
                 continue
             state = row_state(row)
             yield {"key": key, "order": row.order, "status": state.css, "endpoint": row_endpoint(row),
+                   "namespace": row_namespace(row),
                    "html": pages.row_fragment(self.view.row_view(row, state))}

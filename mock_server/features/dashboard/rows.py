@@ -187,3 +187,11 @@ def row_caller_key(row: Row) -> str:
     if value:
         return value
     return "via proxy (server key)" if first.proxied else "none"
+
+
+def row_namespace(row: Row) -> str:
+    """The namespace a row's request (or call) belongs to (docs/namespaces.md)."""
+    if row.queued is not None:
+        return row.queued.namespace
+    first = row.first
+    return first.namespace if first is not None else ""

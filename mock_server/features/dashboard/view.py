@@ -19,7 +19,7 @@ from mock_server.features.dashboard.images import RASTER_TYPES, Tile, input_tile
 from mock_server.features.dashboard.media import MediaPreview, StillCache, media_previews, own_media_name
 from mock_server.features.dashboard.rows import (
     STATUS_FILTERS, Row, State, find_row, group_rows, row_caller_key, row_endpoint, row_input_urls, row_outputs, row_params,
-    row_state,
+    row_namespace, row_state,
 )
 
 if TYPE_CHECKING:
@@ -252,7 +252,8 @@ class DashboardView:
 
     # -- the list -----------------------------------------------------------------------
     def list_view(self, query: Mapping[str, str], host: str) -> ListView:
-        """One page of the filtered list (``status``, ``endpoint``, ``page`` from the query)."""
+        """One page of the filtered list (``status``, ``endpoint``, ``namespace``, ``page`` from the query)."""
+        namespace = query.get("namespace", "")
         status = query.get("status", "")
         status = status if status in STATUS_FILTERS else ""
         endpoint = query.get("endpoint", "")
@@ -266,6 +267,8 @@ class DashboardView:
         for row in reversed(rows.values()):  # newest first
             if endpoint and row_endpoint(row) != endpoint:
                 continue
+            if namespace and row_namespace(row) != namespace:
+                continue
             state = row_state(row)
             if status and state.css != status:
                 continue
@@ -275,7 +278,7 @@ class DashboardView:
         shown = picked[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
 
         def link(to: int) -> str:
-            params = {k: v for k, v in (("status", status), ("endpoint", endpoint)) if v}
+            params = {k: v for k, v in (("status", status), ("endpoint", endpoint), ("namespace", namespace)) if v}
             if to > 1:
                 params["page"] = str(to)
             return DASHBOARD_ROOT + ("?" + urlencode(params) if params else "")

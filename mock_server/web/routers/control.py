@@ -10,16 +10,23 @@
 - ``GET|POST|DELETE /_mock/faults`` list, add (a rule as JSON), clear; ``DELETE /_mock/faults/{id}``
 - ``GET|POST /_mock/config``        profile, speed, workers, validation, polls, auth, keys, allow_fetch
 - ``GET  /_mock/openapi.json``      fal's per-endpoint OpenAPI document (``?endpoint_id=``)
+- ``GET  /_mock/namespaces``        the namespaces that have requests, journal entries or fault rules
+
+``?namespace=NAME`` (docs/namespaces.md) narrows requests, queue, faults and reset to one
+namespace; without it reads show every namespace and actions act on the whole server (*chosen*:
+every caller written before namespaces resets that way).  The clock and the config are the
+server's, shared by all namespaces: they refuse a ``?namespace=`` with 400.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict
 
 from mock_server.core import fal_errors
 from mock_server.core.faults import FaultError
+from mock_server.core.namespaces import MAX_LENGTH
 from mock_server.emulator import FalMock
 from mock_server.settings import Settings
 from mock_server.web.control import control_router, ok, only
@@ -27,6 +34,8 @@ from mock_server.web.deps import get_emulator, local_caller
 from mock_server.web.responses import AnswerResponse, RawResponse
 
 _STRICT = ConfigDict(strict=True, extra="forbid")
+#: ``?namespace=NAME``: one namespace (docs/namespaces.md); an empty one is a 400, never "all"
+Namespace = Annotated[str | None, Query(min_length=1, max_length=MAX_LENGTH)]
 
 
 class ClockChange(BaseModel):
@@ -123,13 +132,32 @@ async def health(request: Request, mock: FalMock = Depends(get_emulator)) -> Raw
 only(_open, "/_mock/health", ("GET",))
 
 
+def _server_wide(namespace: str | None, what: str) -> AnswerResponse | None:
+    if namespace is None:
+        return None
+    return AnswerResponse(fal_errors.bad_request(
+        f"The {what} is the server's, shared by every namespace: call it without ?namespace="))
+
+
+@_guarded.get("/namespaces")
+async def namespaces(mock: FalMock = Depends(get_emulator)) -> RawResponse:
+    """Every namespace the mock holds something of, with its request count."""
+    counts: dict[str, int] = {}
+    for queued in mock.queue:
+        counts[queued.namespace] = counts.get(queued.namespace, 0) + 1
+    for name in {e.namespace for e in mock.journal.entries()} | {r.namespace for r in mock.faults.rules if r.namespace}:
+        counts.setdefault(name, 0)
+    return ok({"namespaces": [{"namespace": name, "requests": counts[name]} for name in sorted(counts)]})
+
+
 @_guarded.get("/requests")
 async def requests(kind: str | None = None, method: str | None = None, path: str | None = None,
                    request_id: str | None = None, status: int | None = None, since: int | None = None,
-                   body: str = "1", mock: FalMock = Depends(get_emulator)) -> RawResponse:
+                   body: str = "1", namespace: Namespace = None, mock: FalMock = Depends(get_emulator)) -> RawResponse:
     """The request journal, oldest first; ``kind`` is comma-separated, ``body=0`` leaves bodies out."""
     entries = mock.journal.entries(kind=kind.split(",") if kind is not None else None, method=method,
-                                   path=path, request_id=request_id, status=status, since=since)
+                                   path=path, request_id=request_id, status=status, since=since,
+                                   namespace=namespace)
     with_body = body not in ("0", "false")
     items = []
     for entry in entries:
@@ -142,23 +170,30 @@ async def requests(kind: str | None = None, method: str | None = None, path: str
 
 
 @_guarded.get("/queue")
-async def queue(mock: FalMock = Depends(get_emulator)) -> RawResponse:
-    """Every request the queue holds, and how many it forgot (``max_requests``)."""
+async def queue(namespace: Namespace = None, mock: FalMock = Depends(get_emulator)) -> RawResponse:
+    """Every request the queue holds (one namespace's with ``?namespace=``), and how many it
+    forgot (``max_requests``)."""
     mock.queue.advance()
-    return ok({"requests": [mock.summary(r) for r in mock.queue], "forgotten": mock.queue.forgotten})
+    return ok({"requests": [mock.summary(r) for r in mock.queue if namespace is None or r.namespace == namespace],
+               "forgotten": mock.queue.forgotten})
 
 
 @_guarded.get("/queue/{request_id}")
-async def queued_request(request_id: str, mock: FalMock = Depends(get_emulator)) -> RawResponse:
+async def queued_request(request_id: str, namespace: Namespace = None,
+                         mock: FalMock = Depends(get_emulator)) -> RawResponse:
     found = mock.queue.get(request_id)
-    if found is None:
+    if found is None or (namespace is not None and found.namespace != namespace):
         return AnswerResponse(fal_errors.detail(404, "Request not found"))
     return ok(mock.summary(found))
 
 
 @_guarded.post("/reset")
-async def reset(mock: FalMock = Depends(get_emulator)) -> RawResponse:
-    """Forget requests, files, journal, faults (and every feature's state); clock to real time."""
+async def reset(namespace: Namespace = None, mock: FalMock = Depends(get_emulator)) -> RawResponse:
+    """Forget requests, files, journal, faults (and every feature's state); clock to real time.
+    With ``?namespace=``: only that namespace's requests, uploads, journal and faults."""
+    if namespace is not None:
+        mock.reset_namespace(namespace)
+        return ok({"status": "ok", "namespace": namespace})
     mock.reset()
     return ok({"status": "ok"})
 
@@ -169,7 +204,11 @@ async def clock(mock: FalMock = Depends(get_emulator)) -> RawResponse:
 
 
 @_guarded.post("/clock")
-async def change_clock(change: ClockChange | None = None, mock: FalMock = Depends(get_emulator)) -> RawResponse:
+async def change_clock(change: ClockChange | None = None, namespace: Namespace = None,
+                       mock: FalMock = Depends(get_emulator)) -> RawResponse:
+    refused = _server_wide(namespace, "clock")
+    if refused is not None:
+        return refused
     change = change or ClockChange()
     clock = mock.clock
     try:  # the clock refuses times it cannot show (past the year 9999, NaN): 400, not 500
@@ -186,29 +225,31 @@ async def change_clock(change: ClockChange | None = None, mock: FalMock = Depend
 
 
 @_guarded.get("/faults")
-async def faults(mock: FalMock = Depends(get_emulator)) -> RawResponse:
-    return ok({"rules": [rule.as_dict() for rule in mock.faults.rules]})
+async def faults(namespace: Namespace = None, mock: FalMock = Depends(get_emulator)) -> RawResponse:
+    return ok({"rules": [rule.as_dict() for rule in mock.faults.rules_of(namespace)]})
 
 
 @_guarded.post("/faults", status_code=201)
-async def add_fault(rule: FaultRuleSpec | None = None, mock: FalMock = Depends(get_emulator)) -> RawResponse:
+async def add_fault(rule: FaultRuleSpec | None = None, namespace: Namespace = None,
+                    mock: FalMock = Depends(get_emulator)) -> RawResponse:
+    """Add a rule: for one namespace's calls with ``?namespace=``, else for every call."""
     spec = rule.model_dump(exclude_unset=True) if rule is not None else {}
     try:
-        added = mock.faults.add_json(spec)
+        added = mock.faults.add_json(spec, namespace)
     except (FaultError, ValueError, TypeError) as exc:
         return _bad(exc)
     return ok(added.as_dict(), 201)
 
 
 @_guarded.delete("/faults")
-async def clear_faults(mock: FalMock = Depends(get_emulator)) -> RawResponse:
-    mock.faults.clear()
+async def clear_faults(namespace: Namespace = None, mock: FalMock = Depends(get_emulator)) -> RawResponse:
+    mock.faults.clear(namespace)
     return ok({"rules": []})
 
 
 @_guarded.delete("/faults/{rule_id}")
-async def remove_fault(rule_id: str, mock: FalMock = Depends(get_emulator)) -> RawResponse:
-    if not mock.faults.remove(rule_id):
+async def remove_fault(rule_id: str, namespace: Namespace = None, mock: FalMock = Depends(get_emulator)) -> RawResponse:
+    if not mock.faults.remove(rule_id, namespace):
         return AnswerResponse(fal_errors.detail(404, f"No fault rule {rule_id}"))
     return ok({"removed": rule_id})
 
@@ -219,11 +260,14 @@ async def config(mock: FalMock = Depends(get_emulator)) -> RawResponse:
 
 
 @_guarded.post("/config")
-async def change_config(request: Request, change: ConfigChange | None = None,
+async def change_config(request: Request, change: ConfigChange | None = None, namespace: Namespace = None,
                         mock: FalMock = Depends(get_emulator)) -> RawResponse:
     """Change settings.  What guards the fal routes (``auth``, ``keys``) changes only with the
     admin token (the router checks it when one is set) or, without one, from this machine
     (a loopback peer; the router's guard has already refused cross-site calls)."""
+    refused = _server_wide(namespace, "config")
+    if refused is not None:
+        return refused
     changes = change.model_dump(exclude_unset=True) if change is not None else {}
     if ("auth" in changes or "keys" in changes) and not mock.settings.admin_token and not local_caller(request):
         return AnswerResponse(fal_errors.detail(
@@ -249,7 +293,7 @@ async def openapi(endpoint_id: str | None = None, mock: FalMock = Depends(get_em
 for _path, _allowed in (("/requests", ("GET",)), ("/queue", ("GET",)), ("/queue/{request_id}", ("GET",)),
                         ("/reset", ("POST",)), ("/clock", ("GET", "POST")),
                         ("/faults", ("GET", "POST", "DELETE")), ("/faults/{rule_id}", ("DELETE",)),
-                        ("/config", ("GET", "POST")), ("/openapi.json", ("GET",))):
+                        ("/config", ("GET", "POST")), ("/openapi.json", ("GET",)), ("/namespaces", ("GET",))):
     only(_guarded, _path, _allowed)
 
 router.include_router(_open)

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 
 from mock_server.core import fal_errors
 from mock_server.core.answers import Answer
+from mock_server.core.namespaces import DEFAULT, HEADER as NAMESPACE_HEADER, namespace_of
 from mock_server.core.paths import CDN_PREFIX, FILES_PREFIX, REST_PREFIX
 from mock_server.features.storage import JSON_BODY_MAX_BYTES, Outcome, Receiving
 from mock_server.web.deps import get_emulator
@@ -130,6 +131,26 @@ def _raw_authorization(scope: dict) -> bytes | None:
     return None
 
 
+def _cdn_namespace(request: Request) -> str:
+    """A CDN call's namespace: its header's, else that of the key its token was issued to."""
+    if request.headers.get(NAMESPACE_HEADER.decode()):
+        return namespace_of(request.scope["headers"])
+    _, _, token = (request.headers.get("authorization") or "").partition(" ")
+    namespace = get_emulator(request).uploads.token_namespaces.get(token.strip(), DEFAULT)
+    entry = request.scope.get(ENTRY)
+    if entry is not None:
+        entry.owner = namespace  # the journal files the call there too
+    return namespace
+
+
+def _claimed(request: Request, outcome: Any, url_key: str, namespace: str) -> Any:
+    """``outcome``, its upload's file now known to be ``namespace``'s (a reset of that
+    namespace forgets it: docs/namespaces.md)."""
+    if isinstance(outcome, dict) and isinstance(outcome.get(url_key), str):
+        get_emulator(request).files.claim(outcome[url_key].rsplit("/", 1)[-1], namespace)
+    return outcome
+
+
 # -- rest.fal.ai ------------------------------------------------------------------------------
 async def _rest_call(request: Request) -> Answer | None:
     """The gate of the REST routes: preflight, method, key, ``?storage_type=``."""
@@ -160,7 +181,8 @@ async def issue_token(request: Request) -> RawResponse:
     if refused is not None:
         return refused
     await _body(request, JSON_BODY_MAX_BYTES)  # `{}`; read so the connection stays clean
-    return _reply(get_emulator(request).uploads.issue_token(_base(request) + CDN_PREFIX.rstrip("/")))
+    return _reply(get_emulator(request).uploads.issue_token(_base(request) + CDN_PREFIX.rstrip("/"),
+                                                            namespace_of(request.scope["headers"])))
 
 
 @router.api_route(REST_PREFIX + "storage/upload/initiate", methods=_ANY)
@@ -182,7 +204,7 @@ async def _initiate(request: Request, multipart: bool) -> RawResponse:
         return _error(body)
     uploads = get_emulator(request).uploads
     start = uploads.initiate_multipart if multipart else uploads.initiate
-    return _reply(start(body, _files_base(request)))
+    return _reply(_claimed(request, start(body, _files_base(request)), "file_url", namespace_of(request.scope["headers"])))
 
 
 # -- v3.fal.media -------------------------------------------------------------------------------
@@ -196,8 +218,9 @@ async def cdn_upload(request: Request) -> RawResponse:
     try:
         data = await _upload_body(request, uploads.single_cap, received)
         received.release()  # the bytes move to the store (no await in between)
-        return _reply(uploads.cdn_upload(data, request.headers.get("content-type"),
-                                         request.headers.get("x-fal-file-name"), _files_base(request)))
+        outcome = uploads.cdn_upload(data, request.headers.get("content-type"),
+                                     request.headers.get("x-fal-file-name"), _files_base(request))
+        return _reply(_claimed(request, outcome, "access_url", _cdn_namespace(request)))
     finally:
         received.release()
 
@@ -209,8 +232,9 @@ async def cdn_multipart(request: Request) -> RawResponse:
         return refused
     uploads = get_emulator(request).uploads
     await _body(request, JSON_BODY_MAX_BYTES)
-    return _reply(uploads.cdn_multipart(request.headers.get("content-type"), request.headers.get("x-fal-file-name"),
-                                        _files_base(request)))
+    outcome = uploads.cdn_multipart(request.headers.get("content-type"), request.headers.get("x-fal-file-name"),
+                                    _files_base(request))
+    return _reply(_claimed(request, outcome, "access_url", _cdn_namespace(request)))
 
 
 @router.api_route(REST_PREFIX + "{rest:path}", methods=_ANY)

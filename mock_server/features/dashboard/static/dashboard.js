@@ -99,6 +99,7 @@
   var filt = tbody && view === "list" ? {
     status: tbody.getAttribute("data-status") || "",
     endpoint: tbody.getAttribute("data-endpoint") || "",
+    namespace: new URLSearchParams(location.search).get("namespace") || "",  // docs/namespaces.md
     page: parseInt(tbody.getAttribute("data-page"), 10) || 1,
     size: parseInt(tbody.getAttribute("data-size"), 10) || 50
   } : null;
@@ -117,7 +118,8 @@
       if (d.key === document.body.getAttribute("data-key")) refreshDetail();
       return;
     }
-    var fits = (!filt.status || filt.status === d.status) && (!filt.endpoint || filt.endpoint === d.endpoint);
+    var fits = (!filt.status || filt.status === d.status) && (!filt.endpoint || filt.endpoint === d.endpoint)
+      && (!filt.namespace || filt.namespace === d.namespace);
     if (!fits) { if (old) old.remove(); return; }
     var row = fragment(d.html);
     if (old) { old.replaceWith(row); return; }
