@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from mock_server.cli_flags import FlagParser, check as check_flags
 from mock_server.settings import DEFAULT_PORT, Settings, default_state_dir
 from mock_server.core.timing import PROFILES
 
@@ -53,16 +54,7 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     keys = tuple(k.strip() for k in args.keys.split(",") if k.strip()) if args.keys else ()
-    if args.workers < 1:
-        raise SystemExit("fal-mock: --workers must be at least 1")
-    if args.speed <= 0:
-        raise SystemExit("fal-mock: --speed must be greater than 0")
-    if not args.request_head_timeout > 0:
-        raise SystemExit("fal-mock: --request-head-timeout must be greater than 0")
-    if args.max_pending < 1 or args.max_requests < 1:
-        raise SystemExit("fal-mock: --max-pending and --max-requests must be at least 1")
-    if args.polls is not None and args.polls < 1:
-        raise SystemExit("fal-mock: --polls must be at least 1")
+    # the values were checked when the command line was parsed (cli_flags.check)
     # An empty token (``FAL_MOCK_ADMIN_TOKEN=`` in a compose or CI file, ``--admin-token ''``)
     # is no token: off loopback one is generated, never an open control API.
     admin_token = args.admin_token if (args.admin_token or "").strip() else None
@@ -120,9 +112,9 @@ def _tls_files(settings: Settings):
     return ensure_tls(settings.state_dir)
 
 
-def _print_banner(args: argparse.Namespace):
-    """The settings and TLS files of these flags, after printing the banner; None (after one
-    line on stderr) when the state folder cannot be used."""
+def _prepare(args: argparse.Namespace):
+    """The settings and TLS files of these flags; None (after one line on stderr) when the
+    state folder cannot be used."""
     from mock_server.features.state_folder import StateDirUnusable
 
     settings = settings_from(args)
@@ -131,13 +123,19 @@ def _print_banner(args: argparse.Namespace):
     except StateDirUnusable as exc:
         print(exc, file=sys.stderr)
         return None
-    for line in banner_lines(settings, tls_files):
-        print(line)
     return settings, tls_files
 
 
+def _print_banner(settings: Settings, tls_files) -> None:
+    print("\n".join(banner_lines(settings, tls_files)), flush=True)
+
+
 def cmd_env(args: argparse.Namespace) -> int:
-    return 0 if _print_banner(args) is not None else 1
+    prepared = _prepare(args)
+    if prepared is None:
+        return 1
+    _print_banner(*prepared)
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -146,15 +144,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     from mock_server.features.state_folder import StateDirBusy, StateDirUnusable
 
-    started = _print_banner(args)
-    if started is None:
+    prepared = _prepare(args)
+    if prepared is None:
         return 1
-    settings, tls_files = started
-    sys.stdout.flush()
-    from mock_server.server.serving import serve
+    settings, tls_files = prepared
+    from mock_server.server.serving import PortUnavailable, serve
 
-    try:
-        serve(settings, tls_files)
+    try:  # the banner once the port listens: never for a server that could not start
+        serve(settings, tls_files, on_listening=lambda: _print_banner(settings, tls_files))
+    except PortUnavailable as exc:  # one line, before any banner
+        print(exc.strerror, file=sys.stderr)
+        return 3  # as uvicorn's own failed start-up
     except (StateDirBusy, StateDirUnusable) as exc:  # one line saying what is wrong and what to do
         print(exc, file=sys.stderr)
         return 1
@@ -162,7 +162,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fal-mock", description="A local emulator of fal.ai's queue and run API (not affiliated with fal.ai).")
+    parser = FlagParser(prog="fal-mock", description="A local emulator of fal.ai's queue and run API (not affiliated with fal.ai).")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the emulator")
     _add_server_flags(serve)
@@ -171,7 +171,19 @@ def main(argv: list[str] | None = None) -> int:
     _add_server_flags(env)
     env.set_defaults(func=cmd_env)
     args = parser.parse_args(argv)
-    return args.func(args)
+    check_flags({"serve": serve, "env": env}[args.command], args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `fal-mock env | head -1`: the reader has gone, and so do we
+        _silence_stdout()
+        return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's flush at exit does not raise again
+    (the Python docs' recipe for SIGPIPE, library/signal.html#note-on-sigpipe)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """Running the ASGI app on uvicorn (its best loop and parser, the fast lane, no access log)."""
 from __future__ import annotations
 
+import errno
 import signal
+import socket
+from typing import Callable
 
 from mock_server.emulator import FalMock
 from mock_server.settings import Settings
@@ -32,12 +35,42 @@ def uvicorn_config(app, settings: Settings, tls_files=None, **overrides):
     return uvicorn.Config(app, **options)
 
 
+class PortUnavailable(OSError):
+    """The port cannot be listened on (taken, or not allowed); the message is one line saying
+    what to do."""
+
+
+def listen(settings: Settings) -> socket.socket:
+    """A socket listening on the settings' host and port, bound here rather than inside
+    uvicorn so that a busy port is said in one line before anything else is printed (uvicorn
+    would log ``[Errno 98]`` after the banner) and the banner waits for a real listener."""
+    host = settings.host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        # SO_REUSEADDR on POSIX, as uvicorn's own bind: a restart does not wait out TIME_WAIT
+        return socket.create_server((host, settings.port), family=family)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            reason = (f"fal-mock: port {settings.port} on {settings.host} is taken (another fal-mock "
+                      f"or another server listens there); choose another with --port, e.g. --port {_other_port(settings.port)}")
+        else:
+            reason = f"fal-mock: cannot listen on {settings.host} port {settings.port}: {exc.strerror or exc}"
+        raise PortUnavailable(exc.errno, reason) from None
+
+
+def _other_port(port: int) -> int:
+    return port + 1 if port < 65535 else port - 1
+
+
 def _exit_cleanly(signum, frame) -> None:
     raise SystemExit(0)
 
 
-def serve(settings: Settings, tls_files=None) -> None:
+def serve(settings: Settings, tls_files=None, on_listening: Callable[[], None] | None = None) -> None:
     """Serve until SIGINT/SIGTERM, then return normally (exit status 0, CLI.md).
+
+    ``on_listening()`` is called once the port listens, before requests are answered (the
+    banner); a port that cannot be listened on raises :class:`PortUnavailable` before it.
 
     uvicorn captures both signals while it serves and, after its shutdown, raises the
     caught one again against the handlers it found: the ones set here, which exit with
@@ -48,7 +81,14 @@ def serve(settings: Settings, tls_files=None) -> None:
 
     from mock_server.web.app import create_app
 
-    emulator = FalMock(settings)
+    sock = listen(settings)
+    try:
+        emulator = FalMock(settings)
+    except BaseException:
+        sock.close()
+        raise
+    if on_listening is not None:
+        on_listening()
     app = create_app(emulator, preloaded=preloaded)
     server = server_class(app.begin_shutdown)(uvicorn_config(app, settings, tls_files))
     # what loads on first use is loaded once the port is open, so that a reinstall or an
@@ -56,7 +96,7 @@ def serve(settings: Settings, tls_files=None) -> None:
     preload_once(lambda: server.started)
     previous = {sig: signal.signal(sig, _exit_cleanly) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server.run()
+        server.run(sockets=[sock])
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
