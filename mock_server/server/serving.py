@@ -81,23 +81,25 @@ def serve(settings: Settings, tls_files=None, on_listening: Callable[[], None] |
 
     from mock_server.web.app import create_app
 
-    sock = listen(settings)
-    try:
-        emulator = FalMock(settings)
-    except BaseException:
-        sock.close()
-        raise
-    if on_listening is not None:
-        on_listening()
-    app = create_app(emulator, preloaded=preloaded)
-    server = server_class(app.begin_shutdown)(uvicorn_config(app, settings, tls_files))
-    # what loads on first use is loaded once the port is open, so that a reinstall or an
-    # upgrade under the running server cannot take it away
-    preload_once(lambda: server.started)
+    # from the first printed line on, a signal ends the process with status 0
     previous = {sig: signal.signal(sig, _exit_cleanly) for sig in (signal.SIGINT, signal.SIGTERM)}
+    emulator = None
+    sock = None
     try:
+        sock = listen(settings)
+        emulator = FalMock(settings)
+        if on_listening is not None:
+            on_listening()
+        app = create_app(emulator, preloaded=preloaded)
+        server = server_class(app.begin_shutdown)(uvicorn_config(app, settings, tls_files))
+        # what loads on first use is loaded once the port is open, so that a reinstall or an
+        # upgrade under the running server cannot take it away
+        preload_once(lambda: server.started)
         server.run(sockets=[sock])
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        emulator.close()  # write out persisted state (no-op without --state-dir)
+        if sock is not None:
+            sock.close()  # uvicorn closed it if it served; else it is closed here
+        if emulator is not None:
+            emulator.close()  # write out persisted state (no-op without --state-dir)

@@ -1,0 +1,92 @@
+"""A newcomer's first hour with the command line (issue 18, section 2): flags refused in one
+line, a busy port said before any banner, the banner once the port listens, ``env`` into a
+closed pipe, the plain server's banner."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from mock_server import cli
+from server_process import REPO_ROOT, free_port
+
+
+def run_cli(*args: str, **options) -> subprocess.CompletedProcess:
+    options.setdefault("capture_output", True)
+    options.setdefault("timeout", 60)
+    return subprocess.run([sys.executable, "-m", "mock_server", *args], text=True, cwd=REPO_ROOT,
+                          **options)
+
+
+@pytest.mark.parametrize("flags, reason", [
+    (["--port", "99999"], "--port must be between 1 and 65535"),
+    (["--port", "0"], "--port must be between 1 and 65535"),
+    (["--keys", "nocolon"], "'nocolon' is not of the form id:secret"),
+    (["--keys", "a:b,c:"], "'c:' is not of the form id:secret"),
+    (["--keys", ","], "--keys needs at least one key"),
+    (["--workers", "0"], "--workers must be at least 1"),
+    (["--speed", "nan"], "--speed must be greater than 0"),
+    (["--max-pending", "0"], "--max-pending must be at least 1"),
+    (["--polls", "0"], "--polls must be at least 1"),
+    (["--profile", "slow"], "invalid choice: 'slow'"),
+])
+def test_a_bad_flag_value_exits_2_with_one_line(flags, reason, capsys):
+    # `env` in this process (`serve` and `env` share the flags and their check; a `serve` that
+    # wrongly accepted a value would serve here forever: it is run as a process below)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["env", *flags])
+    out, err = capsys.readouterr()
+    assert exited.value.code == 2
+    assert out == "" and err.count("\n") == 1 and reason in err, err
+    assert err.startswith("fal-mock env: error: ")
+
+
+@pytest.mark.parametrize("flags, reason", [
+    (["--port", "99999"], "--port must be between 1 and 65535, not 99999"),
+    (["--keys", "nocolon"], "--keys: 'nocolon' is not of the form id:secret"),
+])
+def test_serve_refuses_a_bad_flag_value_with_status_2(flags, reason):
+    done = run_cli("serve", *flags, timeout=30)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert len(done.stderr.splitlines()) == 1 and reason in done.stderr, done.stderr
+
+
+def test_a_busy_port_is_said_in_one_line_before_any_banner():
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = run_cli("serve", "--port", str(port))
+    assert done.returncode == 3
+    assert done.stdout == "", "no banner for a server that could not start"
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"port {port} on 127.0.0.1 is taken" in lines[0] and "--port" in lines[0]
+
+
+def test_the_banner_is_printed_once_the_port_listens():
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "mock_server", "serve", "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+    try:
+        first = process.stdout.readline()
+        assert first.startswith("export FAL_KEY="), first + process.stderr.read()
+        # no retry: the port listens when the first line arrives
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+    assert process.returncode == 0
+
+
+def test_env_into_a_pipe_whose_reader_has_gone_exits_quietly():
+    # `fal-mock env | head -1`: a real pipe whose read end is closed before env writes
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = run_cli("env", stdout=write_end, stderr=subprocess.PIPE, capture_output=False)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+    assert done.stderr == ""
