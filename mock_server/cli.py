@@ -91,11 +91,20 @@ def _is_loopback(host: str) -> bool:
     return host in ("localhost", "::1", "[::1]") or host.startswith("127.")
 
 
+#: The plain server's word on its lines: fal_client builds ``https://{FAL_RUN_HOST}/`` (its
+#: client.py RUN_URL_FORMAT), so pasted without --tls they meet a plain port and fail after retries.
+PLAIN_HTTP_NOTE = ("# plain HTTP: these lines serve curl and other http:// callers, and the JS client through "
+                   "the proxyUrl below; fal_client (Python) always dials https://: "
+                   "serve it with `fal-mock serve --tls` (or --proxy)")
+
+
 def banner_lines(settings: Settings, tls_files=None) -> list[str]:
     """The export lines, then the proxy and health URLs (CLI.md)."""
     from mock_server.shell_env import export_lines
 
     lines = export_lines(settings.host, settings.port, key=settings.client_key, tls=tls_files, queue_prefix=settings.queue_prefix)
+    if tls_files is None:
+        lines.append(PLAIN_HTTP_NOTE)
     lines.append(f"# JS client (Node): fal.config({{ proxyUrl: {{ url: \"{settings.base_url}/api/fal/proxy\", when: \"always\" }} }})")
     lines.append(f"# dashboard: {settings.base_url}/_mock/")
     if settings.admin_token:

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -90,3 +91,65 @@ def test_env_into_a_pipe_whose_reader_has_gone_exits_quietly():
         os.close(write_end)
     assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
     assert done.stderr == ""
+
+
+def test_the_plain_banner_says_which_clients_its_lines_serve():
+    plain = run_cli("env").stdout.splitlines()
+    note = [line for line in plain if line.startswith("# plain HTTP")]
+    assert len(note) == 1 and "fal_client (Python)" in note[0] and "--tls" in note[0] and "--proxy" in note[0]
+    assert not any(line.startswith("# plain HTTP") for line in cli.banner_lines(cli.Settings(tls=True), SimpleNamespace(bundle="b.pem", ca_cert="ca.pem")))
+
+
+def _tls_handshake(port: int) -> None:
+    """What an https:// client pointed at the plain port sends: a ClientHello."""
+    import ssl
+
+    context = ssl.create_default_context()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with pytest.raises((ssl.SSLError, OSError)):
+            context.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def test_a_tls_handshake_on_the_plain_port_is_logged_in_one_clear_line():
+    from server_process import ServerProcess
+
+    with ServerProcess(["--profile", "instant"]) as server:
+        _tls_handshake(server.port)
+        import httpx
+
+        assert httpx.get(f"{server.url}/_mock/health").status_code == 200  # still serving
+    said = [line for line in server.stderr_lines if "TLS handshake" in line]
+    assert len(said) == 1, server.output()
+    assert f"reached this plain-HTTP port from 127.0.0.1:" in said[0] and "--tls" in said[0]
+    assert not any("Invalid HTTP request" in line for line in server.stderr_lines), server.output()
+
+
+@pytest.mark.parametrize("options", [{"lane": False}, {"http": "httptools"}, {"http": "h11"}],
+                         ids=["lane-off", "uvicorn-httptools", "uvicorn-h11"])
+def test_the_tls_line_is_logged_with_the_lane_off_and_on_uvicorns_own_protocols(options):
+    import logging
+
+    from mock_server.emulator import FalMock
+    from mock_server.server.background import BackgroundServer
+    from mock_server.settings import Settings
+
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    logger = logging.getLogger("uvicorn.error")
+    handler = Keep()
+    # log_level: the served CLI's (a background server logs errors only)
+    with BackgroundServer(FalMock(Settings(profile="instant")), log_level="warning", **options) as server:
+        logger.addHandler(handler)  # once uvicorn has configured its loggers (which drops handlers)
+        try:
+            _tls_handshake(server.port)
+            import httpx
+
+            assert httpx.get(f"{server.url}/_mock/health").status_code == 200
+        finally:
+            logger.removeHandler(handler)
+    assert [m for m in seen if "TLS handshake" in m and "--tls" in m], seen
+    assert not [m for m in seen if "Invalid HTTP request" in m], seen

@@ -14,7 +14,7 @@ def uvicorn_config(app, settings: Settings, tls_files=None, **overrides):
     """uvicorn's settings; ``http="httptools"`` in ``overrides`` turns the fast lane off."""
     import uvicorn
 
-    from mock_server.server._uvicorn_compat import http_protocol
+    from mock_server.server._uvicorn_compat import http_protocol, plain_port_protocol
 
     options = dict(
         host=settings.host,
@@ -32,6 +32,8 @@ def uvicorn_config(app, settings: Settings, tls_files=None, **overrides):
     options.update(overrides)
     if "http" not in options:  # uvicorn's httptools protocol + a fast lane for hot calls, where tested
         options["http"] = http_protocol(head_timeout=settings.request_head_timeout)
+    if tls_files is None:  # a TLS client on this plain port is told in one log line
+        options["http"] = plain_port_protocol(options["http"])
     return uvicorn.Config(app, **options)
 
 
