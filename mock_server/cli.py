@@ -50,6 +50,8 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--journal-size", type=int, default=1000, help="calls kept in the request journal (default 1000)")
     parser.add_argument("--polls", type=int, default=None, metavar="N",
                         help="complete each request on its Nth status call instead of by the clock")
+    parser.add_argument("--log-requests", action="store_true",
+                        help="print one line per call: method, path, status, request id, milliseconds")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -84,6 +86,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         proxy_cors=tuple(o.strip().rstrip("/") for o in args.proxy_cors.split(",") if o.strip()),
         journal_size=args.journal_size,
         polls=args.polls,
+        log_requests=args.log_requests,
     )
 
 

@@ -153,3 +153,60 @@ def test_the_tls_line_is_logged_with_the_lane_off_and_on_uvicorns_own_protocols(
             logger.removeHandler(handler)
     assert [m for m in seen if "TLS handshake" in m and "--tls" in m], seen
     assert not [m for m in seen if "Invalid HTTP request" in m], seen
+
+
+WAN = "fal-ai/wan-25-preview/image-to-image"
+WAN_INPUT = {"prompt": "a cat", "image_urls": ["https://example.com/a.png"]}
+
+
+def _calls_logged(server, count: int) -> list[str]:
+    """The lines printed after the banner, once ``count`` are there (at most 10 s)."""
+    import time
+
+    deadline = time.monotonic() + 10
+    while True:
+        with server._lock:
+            lines = server.stdout_lines[len(server.banner):]
+        if len(lines) >= count or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.01)
+
+
+def test_log_requests_writes_one_line_per_call_from_the_lane_and_the_web_face():
+    import re
+
+    import httpx
+
+    from server_process import ServerProcess
+
+    key = {"Authorization": "Key fal-mock:secret"}
+    with ServerProcess(["--profile", "instant", "--log-requests"]) as server, \
+            httpx.Client(base_url=server.url, headers=key) as client:
+        urls = client.post(f"/queue/{WAN}", json=WAN_INPUT).json()  # the fast lane
+        rid = urls["request_id"]
+        client.get(urls["status_url"])
+        client.get(urls["response_url"])
+        ran = client.post(f"/{WAN}", json=WAN_INPUT)  # the web face (the run host)
+        client.get("/fal-ai/no-such-app")
+        lines = _calls_logged(server, 5)
+    assert len(lines) == 5, server.output()
+    line = re.compile(r"^(GET|POST) (\S+) (\d{3}) (\S+) \d+\.\d{3}ms$")
+    parsed = [line.match(text).groups() for text in lines]
+    assert parsed[0][:4] == ("POST", f"/queue/{WAN}", "200", rid)
+    assert parsed[1][:4] == ("GET", f"/queue/fal-ai/wan-25-preview/requests/{rid}/status", "200", rid)
+    assert parsed[2][:4] == ("GET", f"/queue/fal-ai/wan-25-preview/requests/{rid}", "200", rid)
+    assert parsed[3][:4] == ("POST", f"/{WAN}", "200", ran.headers["x-fal-request-id"])
+    assert parsed[4][:4] == ("GET", "/fal-ai/no-such-app", "404", "-")
+
+
+def test_the_server_is_quiet_by_default():
+    import httpx
+
+    from server_process import ServerProcess
+
+    with ServerProcess(["--profile", "instant"]) as server:
+        httpx.post(f"{server.url}/fal-ai/wan-25-preview/image-to-image", json=WAN_INPUT,
+                   headers={"Authorization": "Key fal-mock:secret"})
+        with server._lock:
+            banner_len = len(server.banner)
+    assert server.stdout_lines[banner_len:] == [] and server.stderr_lines == [], server.output()

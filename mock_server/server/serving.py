@@ -90,6 +90,10 @@ def serve(settings: Settings, tls_files=None, on_listening: Callable[[], None] |
     try:
         sock = listen(settings)
         emulator = FalMock(settings)
+        if settings.log_requests:
+            from mock_server.server.access_log import log_requests
+
+            log_requests(emulator.journal)
         if on_listening is not None:
             on_listening()
         app = create_app(emulator, preloaded=preloaded)
