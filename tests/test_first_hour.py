@@ -210,3 +210,16 @@ def test_the_server_is_quiet_by_default():
         with server._lock:
             banner_len = len(server.banner)
     assert server.stdout_lines[banner_len:] == [] and server.stderr_lines == [], server.output()
+
+
+def test_a_journal_entry_prints_the_key_redacted():
+    from mock_server.core.journal import Journal
+
+    journal = Journal()
+    entry = journal.new_entry(0.0, "POST", "/fal-ai/x", b"", [(b"authorization", b"Key abc123:s3cr3t-value"),
+                                                              (b"cookie", b"fal_mock_dashboard=tok3n")])
+    journal.record(entry)
+    for printed in (repr(entry), str(entry), f"{[entry]}"):
+        assert "s3cr3t" not in printed and "tok3n" not in printed, printed
+        assert "'authorization': 'Key abc123:***'" in printed
+    assert "path='/fal-ai/x'" in repr(entry)

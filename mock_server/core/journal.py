@@ -57,6 +57,14 @@ class JournalEntry:
     proxied: bool = False
     target_url: str | None = None
 
+    def __repr__(self) -> str:
+        # what pytest prints for a failed assertion about a call: the headers as ``headers``
+        # gives them (the key's secret redacted, as on the dashboard), never the raw ones
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in _REPR_FIELDS)
+        return f"JournalEntry({fields}, headers={self.headers!r}, body={self.body[:200]!r})"
+
+    __str__ = __repr__
+
     @property
     def headers(self) -> dict[str, str]:
         """Lower-cased headers with credentials redacted."""
@@ -94,6 +102,10 @@ class JournalEntry:
                 out["body_text"] = self.body.decode("utf-8", "replace")
                 out["body_truncated"] = len(self.body) != self.body_size
         return out
+
+
+_REPR_FIELDS = ("seq", "at", "method", "path", "query", "kind", "endpoint_id", "request_id", "status",
+                "duration_ms", "fault", "proxied", "target_url", "body_size")
 
 
 def _kept_headers(raw_headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
