@@ -223,3 +223,29 @@ def test_a_journal_entry_prints_the_key_redacted():
         assert "s3cr3t" not in printed and "tok3n" not in printed, printed
         assert "'authorization': 'Key abc123:***'" in printed
     assert "path='/fal-ai/x'" in repr(entry)
+
+
+def test_fal_client_stream_reports_that_streaming_is_not_emulated(monkeypatch):
+    import fal_client
+    import fal_client.client as client_module
+    import httpx
+
+    from mock_server.emulator import FalMock
+    from mock_server.server.background import BackgroundServer
+    from mock_server.settings import Settings
+
+    with BackgroundServer(FalMock(Settings(profile="instant"))) as server:
+        monkeypatch.setattr(client_module, "RUN_URL_FORMAT", server.url + "/")
+        monkeypatch.setenv("FAL_KEY", "fal-mock:secret")
+        events = list(fal_client.stream(WAN, arguments=WAN_INPUT))  # the real client, unmodified
+        # what the user sees: one event naming what is not emulated (no SSEError about a content type)
+        assert len(events) == 1 and events[0]["error_type"] == "not_emulated"
+        assert "does not emulate fal's streaming endpoint" in events[0]["detail"]
+        assert f"POST /{WAN}/stream" in events[0]["detail"] and "docs/not-emulated.md" in events[0]["detail"]
+        # curl (no Accept: text/event-stream): the same body as JSON, 501
+        plain = httpx.post(f"{server.url}/{WAN}/stream", json=WAN_INPUT, headers={"Authorization": "Key a:b"})
+        assert plain.status_code == 501 and plain.headers["content-type"] == "application/json"
+        assert plain.json() == events[0] and plain.headers["x-fal-error-type"] == "not_emulated"
+        # an app the mock does not serve keeps fal's 404
+        other = httpx.post(f"{server.url}/fal-ai/no-such-app/stream", json={}, headers={"Authorization": "Key a:b"})
+        assert other.status_code == 404

@@ -30,6 +30,7 @@ from mock_server.core.queue import (
 from mock_server.emulator import FalMock, app_of
 from mock_server.protocol import faults
 from mock_server.protocol.auth import KeyCheck
+from mock_server.protocol.not_emulated import streaming_call
 from mock_server.protocol.paths import (
     QUEUE_ACTIONS,
     QUEUE_CALLS,
@@ -197,6 +198,9 @@ class FalCalls:
         endpoint_id = "/".join(parts)
         endpoint = emulator.endpoint(endpoint_id)
         if endpoint is None:
+            streaming = streaming_call(emulator, call, endpoint_id)  # fal_client.stream(): not emulated
+            if streaming is not None:
+                return Outcome(*streaming)
             if emulator.knows_app(app_of(endpoint_id)):  # the app's own 404 for a path it lacks
                 return Outcome.answer(fal_errors.path_not_found(path))
             return Outcome.answer(fal_errors.app_not_found(endpoint_id))
