@@ -11,9 +11,13 @@ import itertools
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import orjson
+
+if TYPE_CHECKING:
+    from mock_server.core.answers import Answer
+    from mock_server.core.queue import LogLine
 
 #: Request bodies are kept up to this many bytes (data URIs can be megabytes).
 BODY_KEEP = 64 * 1024
@@ -56,6 +60,10 @@ class JournalEntry:
     fault: str | None = None
     proxied: bool = False
     target_url: str | None = None
+    #: a synchronous run's answer (up to BODY_KEEP bytes) and log lines: the queue keeps those of
+    #: a queued request, nothing else keeps a run's (the dashboard shows them)
+    answer: "Answer | None" = None
+    logs: "list[LogLine] | None" = None
 
     def __repr__(self) -> str:
         # what pytest prints for a failed assertion about a call: the headers as ``headers``
