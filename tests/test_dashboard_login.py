@@ -51,3 +51,24 @@ def test_the_login_url_sets_a_strict_httponly_cookie_and_drops_the_token():
         assert httpx.get(f"{server.url}/_mock/requests").status_code == 401
         # the token in the URL logs in only on the dashboard page
         assert httpx.get(f"{server.url}/_mock/requests?token={TOKEN}").status_code == 401
+
+
+def test_a_browser_opens_the_printed_url_and_stays_signed_in():
+    from test_dashboard import CHROMIUM_ARGS, chromium_path
+    from playwright.sync_api import sync_playwright
+
+    with BackgroundServer(FalMock(Settings(profile="instant", admin_token=TOKEN))) as server, \
+            sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{server.url}/_mock/?token={TOKEN}")
+            page.wait_for_selector("#live.on")  # the page and its event stream, on the cookie
+            assert page.url == f"{server.url}/_mock/"  # the token left the address bar
+            assert page.evaluate("document.cookie") == ""  # HttpOnly: no script reads it
+            [cookie] = page.context.cookies()
+            assert (cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (True, "Strict", "/_mock/")
+            page.click("button[data-action=reset]")  # a control call from the dashboard's button
+            page.wait_for_selector("#flash:has-text('Mock reset.')")
+        finally:
+            browser.close()
