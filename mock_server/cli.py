@@ -109,14 +109,13 @@ def banner_lines(settings: Settings, tls_files=None) -> list[str]:
     if tls_files is None:
         lines.append(PLAIN_HTTP_NOTE)
     lines.append(f"# JS client (Node): fal.config({{ proxyUrl: {{ url: \"{settings.base_url}/api/fal/proxy\", when: \"always\" }} }})")
-    if settings.admin_token:  # the URL that logs a browser in (the token leaves the address bar)
+    if settings.admin_token:  # the URL that logs a browser in (the token then leaves the address bar)
         from mock_server.web.dashboard_login import login_url
 
         lines.append(f"# dashboard: {login_url(settings.base_url, settings.admin_token)}")
+        lines.append(f"# admin token (for /_mock/): {settings.admin_token}")
     else:
         lines.append(f"# dashboard: {settings.base_url}/_mock/")
-    if settings.admin_token:
-        lines.append(f"# admin token (for /_mock/): {settings.admin_token}")
     lines.append(f"# health: {settings.base_url}/_mock/health")
     return lines
 
