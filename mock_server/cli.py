@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from mock_server.cli_flags import FlagParser, check as check_flags
 from mock_server.settings import DEFAULT_PORT, Settings, default_state_dir
 from mock_server.core.timing import PROFILES
 
@@ -52,23 +53,13 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--journal-size", type=int, default=1000, help="calls kept in the request journal (default 1000)")
     parser.add_argument("--polls", type=int, default=None, metavar="N",
                         help="complete each request on its Nth status call instead of by the clock")
+    parser.add_argument("--log-requests", action="store_true",
+                        help="print one line per call: method, path, status, request id, milliseconds")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
     keys = tuple(k.strip() for k in args.keys.split(",") if k.strip()) if args.keys else ()
-    if args.workers < 1:
-        raise SystemExit("fal-mock: --workers must be at least 1")
-    if args.speed <= 0:
-        raise SystemExit("fal-mock: --speed must be greater than 0")
-    if not args.request_head_timeout > 0:
-        raise SystemExit("fal-mock: --request-head-timeout must be greater than 0")
-    if args.max_pending < 1 or args.max_requests < 1:
-        raise SystemExit("fal-mock: --max-pending and --max-requests must be at least 1")
-    if args.polls is not None and args.polls < 1:
-        raise SystemExit("fal-mock: --polls must be at least 1")
-    if args.proxy and args.tls:
-        raise SystemExit("fal-mock: --proxy serves plain HTTP CONNECT (HTTPS_PROXY=http://...): drop --tls, "
-                         "the proxy gives clients their https:// hosts")
+    # the values were checked when the command line was parsed (cli_flags.check)
     # An empty token (``FAL_MOCK_ADMIN_TOKEN=`` in a compose or CI file, ``--admin-token ''``)
     # is no token: off loopback one is generated, never an open control API.
     admin_token = args.admin_token if (args.admin_token or "").strip() else None
@@ -99,11 +90,19 @@ def settings_from(args: argparse.Namespace) -> Settings:
         proxy_cors=tuple(o.strip().rstrip("/") for o in args.proxy_cors.split(",") if o.strip()),
         journal_size=args.journal_size,
         polls=args.polls,
+        log_requests=args.log_requests,
     )
 
 
 def _is_loopback(host: str) -> bool:
     return host in ("localhost", "::1", "[::1]") or host.startswith("127.")
+
+
+#: The plain server's word on its lines: fal_client builds ``https://{FAL_RUN_HOST}/`` (its
+#: client.py RUN_URL_FORMAT), so pasted without --tls they meet a plain port and fail after retries.
+PLAIN_HTTP_NOTE = ("# plain HTTP: these lines serve curl and other http:// callers, and the JS client through "
+                   "the proxyUrl below; fal_client (Python) always dials https://: "
+                   "serve it with `fal-mock serve --tls` (or --proxy)")
 
 
 def banner_lines(settings: Settings, tls_files=None) -> list[str]:
@@ -114,10 +113,16 @@ def banner_lines(settings: Settings, tls_files=None) -> list[str]:
         lines = _proxy_lines(settings, tls_files)
     else:
         lines = export_lines(settings.host, settings.port, key=settings.client_key, tls=tls_files, queue_prefix=settings.queue_prefix)
+        if tls_files is None:
+            lines.append(PLAIN_HTTP_NOTE)
         lines.append(f"# JS client (Node): fal.config({{ proxyUrl: {{ url: \"{settings.base_url}/api/fal/proxy\", when: \"always\" }} }})")
-    lines.append(f"# dashboard: {settings.base_url}/_mock/")
-    if settings.admin_token:
+    if settings.admin_token:  # the URL that logs a browser in (the token then leaves the address bar)
+        from mock_server.web.dashboard_login import login_url
+
+        lines.append(f"# dashboard: {login_url(settings.base_url, settings.admin_token)}")
         lines.append(f"# admin token (for /_mock/): {settings.admin_token}")
+    else:
+        lines.append(f"# dashboard: {settings.base_url}/_mock/")
     lines.append(f"# health: {settings.base_url}/_mock/health")
     return lines
 
@@ -140,9 +145,9 @@ def _tls_files(settings: Settings):
     return ensure_tls(settings.state_dir)
 
 
-def _print_banner(args: argparse.Namespace):
-    """The settings and TLS files of these flags, after printing the banner; None (after one
-    line on stderr) when the state folder cannot be used."""
+def _prepare(args: argparse.Namespace):
+    """The settings and TLS files of these flags; None (after one line on stderr) when the
+    state folder cannot be used."""
     from mock_server.features.state_folder import StateDirUnusable
 
     settings = settings_from(args)
@@ -151,13 +156,19 @@ def _print_banner(args: argparse.Namespace):
     except StateDirUnusable as exc:
         print(exc, file=sys.stderr)
         return None
-    for line in banner_lines(settings, tls_files):
-        print(line)
     return settings, tls_files
 
 
+def _print_banner(settings: Settings, tls_files) -> None:
+    print("\n".join(banner_lines(settings, tls_files)), flush=True)
+
+
 def cmd_env(args: argparse.Namespace) -> int:
-    return 0 if _print_banner(args) is not None else 1
+    prepared = _prepare(args)
+    if prepared is None:
+        return 1
+    _print_banner(*prepared)
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -166,15 +177,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     from mock_server.features.state_folder import StateDirBusy, StateDirUnusable
 
-    started = _print_banner(args)
-    if started is None:
+    prepared = _prepare(args)
+    if prepared is None:
         return 1
-    settings, tls_files = started
-    sys.stdout.flush()
-    from mock_server.server.serving import serve
+    settings, tls_files = prepared
+    from mock_server.server.serving import PortUnavailable, serve
 
-    try:
-        serve(settings, tls_files)
+    try:  # the banner once the port listens: never for a server that could not start
+        serve(settings, tls_files, on_listening=lambda: _print_banner(settings, tls_files))
+    except PortUnavailable as exc:  # one line, before any banner
+        print(exc.strerror, file=sys.stderr)
+        return 3  # as uvicorn's own failed start-up
     except (StateDirBusy, StateDirUnusable) as exc:  # one line saying what is wrong and what to do
         print(exc, file=sys.stderr)
         return 1
@@ -182,7 +195,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fal-mock", description="A local emulator of fal.ai's queue and run API (not affiliated with fal.ai).")
+    parser = FlagParser(prog="fal-mock", description="A local emulator of fal.ai's queue and run API (not affiliated with fal.ai).")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the emulator")
     _add_server_flags(serve)
@@ -194,7 +207,20 @@ def main(argv: list[str] | None = None) -> int:
 
     cli_catalog.add_parser(commands)  # fal-mock catalog list|search|show|import (docs/catalog.md)
     args = parser.parse_args(argv)
-    return args.func(args)
+    if args.command in ("serve", "env"):
+        check_flags({"serve": serve, "env": env}[args.command], args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `fal-mock env | head -1`: the reader has gone, and so do we
+        _silence_stdout()
+        return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's flush at exit does not raise again
+    (the Python docs' recipe for SIGPIPE, library/signal.html#note-on-sigpipe)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -60,6 +60,8 @@ class Settings:
     #: headers), counted from its opening and from each answer; then it is closed
     #: (issue 20: silent or slow sockets must not hold descriptors forever)
     request_head_timeout: float = 10.0
+    #: Write one line per call (method, path, status, request id, ms): ``--log-requests``
+    log_requests: bool = False
 
     def with_(self, **changes: object) -> "Settings":
         return replace(self, **changes)

@@ -11,11 +11,15 @@ import itertools
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import orjson
 
 from mock_server.core.namespaces import namespace_of
+
+if TYPE_CHECKING:
+    from mock_server.core.answers import Answer
+    from mock_server.core.queue import LogLine
 
 #: Request bodies are kept up to this many bytes (data URIs can be megabytes).
 BODY_KEEP = 64 * 1024
@@ -66,6 +70,18 @@ class JournalEntry:
         """The namespace the call belongs to, read from its headers when asked (recording
         stays free of it: the rule is :func:`mock_server.core.namespaces.namespace_of`)."""
         return self.owner if self.owner is not None else namespace_of(self.raw_headers)
+    #: a synchronous run's answer (up to BODY_KEEP bytes) and log lines: the queue keeps those of
+    #: a queued request, nothing else keeps a run's (the dashboard shows them)
+    answer: "Answer | None" = None
+    logs: "list[LogLine] | None" = None
+
+    def __repr__(self) -> str:
+        # what pytest prints for a failed assertion about a call: the headers as ``headers``
+        # gives them (the key's secret redacted, as on the dashboard), never the raw ones
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in _REPR_FIELDS)
+        return f"JournalEntry({fields}, headers={self.headers!r}, body={self.body[:200]!r})"
+
+    __str__ = __repr__
 
     @property
     def headers(self) -> dict[str, str]:
@@ -104,6 +120,10 @@ class JournalEntry:
                 out["body_text"] = self.body.decode("utf-8", "replace")
                 out["body_truncated"] = len(self.body) != self.body_size
         return out
+
+
+_REPR_FIELDS = ("seq", "at", "method", "path", "query", "kind", "endpoint_id", "request_id", "status",
+                "duration_ms", "fault", "proxied", "target_url", "body_size")
 
 
 def _kept_headers(raw_headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

@@ -79,6 +79,13 @@ class LogLine:
         return {"timestamp": stamp, "message": self.message, "labels": {}}
 
 
+def spread_log_lines(start: float, duration: float, messages: list[str]) -> list[LogLine]:
+    """A run's log lines spread over its run time: the first at ``start``, the last before the end
+    (a queued request's and a synchronous run's alike)."""
+    count = len(messages)
+    return [LogLine(start + duration * i / count, message) for i, message in enumerate(messages)]
+
+
 class QueuedRequest:
     """One request submitted to the queue, from IN_QUEUE to COMPLETED."""
 
@@ -138,12 +145,7 @@ class QueuedRequest:
             messages = list(self.notes)
             if isinstance(self.parsed, Parsed):
                 messages += self.endpoint.processing_notes(self.parsed.params)
-            lines: list[LogLine] = []
-            count = len(messages)
-            for i, message in enumerate(messages):
-                # spread the lines over the run time: the first at start, the last before the end
-                at = start + (self.duration * i / count if count else 0.0)
-                lines.append(LogLine(at, message))
+            lines = spread_log_lines(start, self.duration, messages)
             if self.cancelled:
                 lines.append(LogLine(self.finished_at or start, "Request cancelled", "WARN"))
             self._plan = lines

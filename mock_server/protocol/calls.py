@@ -17,6 +17,7 @@ from mock_server.core.answers import Answer
 from mock_server.core.clock import ClockWaiter
 from mock_server.core.endpoint import Endpoint, Parsed
 from mock_server.core.faults import Fault
+from mock_server.core.journal import BODY_KEEP
 from mock_server.core.queue import (
     ALREADY_COMPLETED,
     CANCELLATION_REQUESTED,
@@ -26,10 +27,12 @@ from mock_server.core.queue import (
     QueuedRequest,
     QueueFull,
     new_request_id,
+    spread_log_lines,
 )
 from mock_server.emulator import FalMock, app_of
 from mock_server.protocol import faults
 from mock_server.protocol.auth import KeyCheck
+from mock_server.protocol.not_emulated import streaming_call
 from mock_server.protocol.paths import (
     QUEUE_ACTIONS,
     QUEUE_CALLS,
@@ -197,6 +200,9 @@ class FalCalls:
         endpoint_id = "/".join(parts)
         endpoint = emulator.endpoint(endpoint_id)
         if endpoint is None:
+            streaming = streaming_call(emulator, call, endpoint_id)  # fal_client.stream(): not emulated
+            if streaming is not None:
+                return Outcome(*streaming)
             if emulator.knows_app(app_of(endpoint_id)):  # the app's own 404 for a path it lacks
                 return Outcome.answer(fal_errors.path_not_found(path))
             return Outcome.answer(fal_errors.app_not_found(endpoint_id))
@@ -210,6 +216,8 @@ class FalCalls:
             return _applied_outcome(applied)
         answer = await self.run(call, endpoint, body, request_id,
                                 applied.request_fault if applied is not None else None)
+        if call.entry is not None and len(answer.body) <= BODY_KEEP:
+            call.entry.answer = answer  # for the dashboard: the run's result
         outcome = Outcome.answer(answer, request_id)
         if answer.ok:
             outcome.headers += RUN_HEADERS
@@ -357,7 +365,10 @@ class FalCalls:
         parsed = endpoint.parse(body)
         if isinstance(parsed, Parsed):
             clock = emulator.clock
-            done_at = clock.now() + emulator.queue.timing.duration(request_id)
+            duration = emulator.queue.timing.duration(request_id)
+            done_at = clock.now() + duration
+            if call.entry is not None:  # for the dashboard: the run's log lines, as a queued request's
+                call.entry.logs = spread_log_lines(clock.now(), duration, endpoint.processing_notes(parsed.params))
             waiter = self.waiter
             while clock.now() < done_at:
                 await waiter.sleep_until(done_at)

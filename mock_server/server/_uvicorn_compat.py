@@ -8,7 +8,10 @@ reach further, because they make the mock fast or quick to stop:
   that writes the hot answers itself, in uvicorn's own bytes;
 - :class:`DrivenServer`: uvicorn's start-up and shutdown driven by hand, without its fixed
   sleeps (a test fixture stops in about a millisecond instead of a tenth of a second);
-- the server's ``handle_exit`` hook, so open status streams end as soon as a signal arrives.
+- the server's ``handle_exit`` hook, so open status streams end as soon as a signal arrives;
+- :func:`plain_port_protocol`: on a plain-HTTP port, a TLS handshake (an ``https://`` client,
+  such as ``fal_client``, pointed at it) is said in one clear log line instead of uvicorn's
+  ``Invalid HTTP request received.``.
 
 They are used only on the uvicorn releases the project's compat run proved
 (:data:`TESTED`, see ``scripts/compat.py`` and the README's Development section): the
@@ -19,6 +22,8 @@ on uvicorn's public path: its own HTTP protocol, its own shutdown.
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import socket
 import sys
 from typing import Any, Callable
@@ -78,6 +83,51 @@ def http_protocol(fast_lane: bool = True, head_timeout: float | None = None) -> 
     if head_timeout is None:
         return FastLaneProtocol
     return FastLaneProtocol.with_head_timeout(head_timeout)
+
+
+#: What the server logs when a TLS handshake reaches its plain-HTTP port (once per connection).
+TLS_ON_PLAIN_PORT = ("fal-mock: a TLS handshake (an https:// client) reached this plain-HTTP port from %s; "
+                     "fal_client (Python) always speaks HTTPS: serve it with `fal-mock serve --tls` "
+                     "(or --proxy), or point the client at http://")
+
+
+def looks_like_tls(data: bytes) -> bool:
+    """Whether the first bytes of a connection are a TLS record: content type 22 (handshake),
+    then a 3.x version (RFC 8446 section 5.1: 0x0301 for a ClientHello, 0x0300 to 0x0304 seen)."""
+    return len(data) >= 2 and data[0] == 0x16 and data[1] == 0x03
+
+
+def plain_port_protocol(http: Any) -> Any:
+    """``http`` (uvicorn's ``Config.http`` setting: a protocol class or a name) as a protocol
+    that, on a connection whose first bytes are a TLS handshake, logs :data:`TLS_ON_PLAIN_PORT`
+    and closes it (uvicorn would log ``Invalid HTTP request received.`` and answer a 400 the
+    TLS client cannot read).  On an untested uvicorn, ``http`` unchanged."""
+    if not internals_tested():
+        return http
+    if isinstance(http, str):
+        from uvicorn.config import HTTP_PROTOCOLS
+        from uvicorn.importer import import_from_string
+
+        http = import_from_string(HTTP_PROTOCOLS[http])
+    return _plain_port_class(http)
+
+
+@functools.cache  # one class per protocol: servers configured alike serve the same class
+def _plain_port_class(base: type) -> type:
+    logger = logging.getLogger("uvicorn.error")  # where uvicorn's own protocols log
+
+    def data_received(self, data: bytes) -> None:
+        if self._fal_mock_first_data:
+            self._fal_mock_first_data = False
+            if looks_like_tls(data):
+                peer = self.transport.get_extra_info("peername")
+                logger.warning(TLS_ON_PLAIN_PORT, "%s:%s" % peer[:2] if peer else "a client")
+                self.transport.close()
+                return
+        base.data_received(self, data)
+
+    return type(base.__name__, (base,), {"__module__": base.__module__, "_fal_mock_first_data": True,
+                                         "data_received": data_received})
 
 
 def server_class(on_exit: Callable[[], None] | None = None) -> type:

@@ -9,6 +9,7 @@ from fastapi import Request
 
 from mock_server.core import fal_errors
 from mock_server.emulator import FalMock
+from mock_server.web.dashboard_login import signed_in
 from mock_server.web.responses import AnswerError
 
 
@@ -19,9 +20,12 @@ def get_emulator(request: Request) -> FalMock:
 
 def admin_token(request: Request) -> None:
     """The control API's admin token, when the server has one (``--admin-token``): sent as
-    ``X-Fal-Mock-Admin-Token: T`` or ``Authorization: Bearer T``; else 401."""
+    ``X-Fal-Mock-Admin-Token: T`` or ``Authorization: Bearer T``, or a browser's dashboard
+    cookie (web/dashboard_login.py); else 401."""
     token = request.app.state.emulator.settings.admin_token
     if not token:
+        return
+    if signed_in(request, token):
         return
     given = request.headers.get("x-fal-mock-admin-token")
     if given is None:

@@ -15,6 +15,7 @@ import orjson
 from mock_server.core.queue import COMPLETED, IN_PROGRESS, IN_QUEUE, QueuedRequest, RequestQueue
 
 if TYPE_CHECKING:
+    from mock_server.core.answers import Answer
     from mock_server.core.journal import Journal, JournalEntry
 
 #: The calls that open a row of their own (status, result and cancel join their request's).
@@ -126,7 +127,8 @@ def row_state(row: Row) -> State:
         return State(COMPLETED, COMPLETED, None)
     if code is None:
         return State("no answer", "error", fault or "connection closed")
-    return State(f"HTTP {code}", "error", fault or f"HTTP {code}")
+    answer = row_answer(row)  # a run's error answer names its type
+    return State(f"HTTP {code}", "error", fault or (answer_error(code, answer.body) if answer else f"HTTP {code}"))
 
 
 def row_endpoint(row: Row) -> str:
@@ -164,10 +166,18 @@ def row_input_urls(row: Row) -> list[Any]:
     return urls if isinstance(urls, list) else []
 
 
+def row_answer(row: Row) -> "Answer | None":
+    """The request's result answer: the queue's, or a synchronous run's (kept on its journal
+    entry); None until it is produced."""
+    if row.queued is not None:
+        return row.queued.answer
+    first = row.first
+    return first.answer if first is not None and first.kind == "run" else None
+
+
 def row_outputs(row: Row) -> list[str] | None:
     """URLs of the output images once the result exists, else None."""
-    queued = row.queued
-    answer = queued.answer if queued is not None else None
+    answer = row_answer(row)
     if answer is None or not (200 <= answer.status < 300):
         return None
     try:

@@ -18,8 +18,8 @@ from mock_server.features.dashboard.formatting import clock_text, data_uri, json
 from mock_server.features.dashboard.images import RASTER_TYPES, Tile, input_tile, output_tiles, own_file
 from mock_server.features.dashboard.media import MediaPreview, StillCache, media_previews, own_media_name
 from mock_server.features.dashboard.rows import (
-    STATUS_FILTERS, Row, State, find_row, group_rows, row_caller_key, row_endpoint, row_input_urls, row_outputs, row_params,
-    row_namespace, row_state,
+    STATUS_FILTERS, Row, State, find_row, group_rows, row_answer, row_caller_key, row_endpoint, row_input_urls,
+    row_namespace, row_outputs, row_params, row_state,
 )
 
 if TYPE_CHECKING:
@@ -304,16 +304,20 @@ class DashboardView:
         view = DetailView(key=key, row=self.row_view(row, state, host), inputs=inputs, outputs=outputs,
                           params=json_text(params), queued=row.queued is not None, clock=self.clock_view())
         queued = row.queued
+        first = row.first
         if queued is not None:
             view.summary = json_text(emulator.summary(queued))
-            view.logs = [(str(line.as_json()["timestamp"]), line.level, line.message)
-                         for line in queued.logs_until(emulator.clock.now())]
-            answer = queued.answer
-            if answer is not None:
-                try:
-                    view.answer = AnswerView(answer.status, list(answer.headers), json_text(orjson.loads(answer.body)), None)
-                except orjson.JSONDecodeError:
-                    view.answer = AnswerView(answer.status, list(answer.headers), None, answer.body.decode("utf-8", "replace"))
+            lines = queued.logs_until(emulator.clock.now())
+        else:  # a synchronous run: its journal entry keeps its log lines
+            lines = (first.logs if first is not None else None) or []
+        view.logs = [(str(line.as_json()["timestamp"]), line.level, line.message) for line in lines]
+        answer = row_answer(row)
+        if answer is not None:
+            try:
+                view.answer = AnswerView(answer.status, list(answer.headers), json_text(orjson.loads(answer.body)), None)
+            except orjson.JSONDecodeError:
+                view.answer = AnswerView(answer.status, list(answer.headers), None, answer.body.decode("utf-8", "replace"))
+        if queued is not None:
             attempts = self.deliveries(key)
             view.webhook_url = queued.webhook_url
             view.deliveries = json_text(attempts) if attempts else None

@@ -13,7 +13,8 @@
 - ``GET /_mock/ui/static/{name}``          ``dashboard.js`` and ``dashboard.css``
 - ``GET /_mock/ui/poster/{name}``          the first frame of stored video ``name``, a small JPEG
 
-Every route needs the admin token when the server has one.  Any other ``/_mock/...`` path
+Every route needs the admin token when the server has one (or the cookie that
+``/_mock/?token=T`` sets: web/dashboard_login.py).  Any other ``/_mock/...`` path
 answers fal's 404 ``{"detail": "Path ... not found"}`` (a known path with another method,
 405): :data:`router` ends with the dashboard's own catch-all (``/_mock/`` and
 ``/_mock/ui/...``), :data:`unknown_paths` is the catch-all for the rest of ``/_mock/``, to be
@@ -32,6 +33,7 @@ from starlette.responses import Response
 
 from mock_server.core import fal_errors
 from mock_server.core.paths import DASHBOARD_ROOT
+from mock_server.web.dashboard_login import login_answer
 from mock_server.web.deps import admin_token, same_site
 from mock_server.web.responses import AnswerResponse, RawResponse
 
@@ -99,6 +101,9 @@ def _html(status: int, text: str, extra: list[tuple[bytes, bytes]] | None = None
 
 @router.api_route(DASHBOARD_ROOT, methods=_READ)
 async def index(request: Request, dashboard: Any = Depends(get_dashboard)) -> Response:
+    login = login_answer(request)  # /_mock/?token=T: the cookie, and the page without the token
+    if login is not None:
+        return login
     return _html(200, dashboard.index_page(request.query_params, _host(request)))
 
 
