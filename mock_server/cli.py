@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from mock_server import cli_cassette
 from mock_server.settings import DEFAULT_PORT, Settings, default_state_dir
 from mock_server.core.timing import PROFILES
 
@@ -49,6 +50,7 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--journal-size", type=int, default=1000, help="calls kept in the request journal (default 1000)")
     parser.add_argument("--polls", type=int, default=None, metavar="N",
                         help="complete each request on its Nth status call instead of by the clock")
+    cli_cassette.add_serve_flags(parser)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -92,6 +94,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         proxy_cors=tuple(o.strip().rstrip("/") for o in args.proxy_cors.split(",") if o.strip()),
         journal_size=args.journal_size,
         polls=args.polls,
+        **cli_cassette.settings_fields(args),
     )
 
 
@@ -170,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     env = commands.add_parser("env", help="print the export lines for a server started with the same flags")
     _add_server_flags(env)
     env.set_defaults(func=cmd_env)
+    cli_cassette.add_command(commands)
     args = parser.parse_args(argv)
     return args.func(args)
 
