@@ -192,3 +192,46 @@ def test_a_re_record_of_the_same_calls_changes_no_file(recorded, tmp_path):
     before = snapshot(copy)
     record_all(copy)
     assert snapshot(copy) == before
+
+
+# -- the pytest plugin: @pytest.mark.fal_mock(replay=...) and --fal-record -------------------------
+INNER_TEST = """
+import fal_client, pytest
+
+@pytest.mark.fal_mock(replay="cassettes")
+def test_recorded(fal_mock):
+    result = fal_client.subscribe("fal-ai/wan-25-preview/image-to-image", %r)
+    assert result["seeds"] == [8]
+    assert "/_mock/files/replay-" in result["images"][0]["url"]
+"""
+
+
+def test_the_replay_marker_answers_from_cassettes_and_a_miss_fails_clearly(recorded, pytester, monkeypatch):
+    folder, _ = recorded
+    shutil.copytree(folder, pytester.path / "cassettes")
+    pytester.makepyfile(test_hit=INNER_TEST % (JS_ARGS,))
+    pytester.makepyfile(test_miss=INNER_TEST % ({**JS_ARGS, "seed": 99},))
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*no recording of fal-ai/wan-25-preview/image-to-image*", "*differs in: seed*"])
+
+
+def test_fal_record_without_a_key_fails_with_a_clear_message(pytester, monkeypatch):
+    monkeypatch.delenv("FAL_KEY", raising=False)
+    pytester.makepyfile(INNER_TEST % (JS_ARGS,))
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--fal-record")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*--fal-record records through the real fal API and needs your key*"])
+
+
+def test_fal_record_records_the_missing_cassettes_then_they_replay(pytester, monkeypatch):
+    monkeypatch.setenv("FAL_KEY", KEY)
+    pytester.makepyfile(INNER_TEST.replace('    assert "/_mock/files/replay-"', '    assert "/queue" not in') % (JS_ARGS,))
+    with ServerProcess(["--profile", "instant"]) as upstream:
+        recording = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--fal-record",
+                                                 "--fal-upstream", upstream.url)
+        recording.assert_outcomes(passed=1)  # the upstream answered it
+        assert len(list((pytester.path / "cassettes" / APP).glob("*.json"))) == 1
+    pytester.makepyfile(INNER_TEST % (JS_ARGS,))
+    replaying = pytester.runpytest_inprocess("-p", "no:cacheprovider")  # the upstream is gone
+    replaying.assert_outcomes(passed=1)
