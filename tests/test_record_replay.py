@@ -33,6 +33,7 @@ def _png() -> bytes:
 
 
 PNG = _png()
+
 PY_CLIENT = r'''
 import json, os, sys, base64
 import fal_client, fal_client.client as c
