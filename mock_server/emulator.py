@@ -61,7 +61,8 @@ class FalMock:
         if self.settings.record_dir is not None or self.settings.replay_dir is not None:
             from mock_server.features import cassettes  # record and replay (--record / --replay)
 
-            cassettes.use_cassettes(self, cassettes.shelf_from_settings(self.settings, cassettes.own_file_finder(self)))
+            cassettes.use_cassettes(self, cassettes.shelf_from_settings(
+                self.settings, cassettes.own_file_finder(self), cassettes.caller_key_finder(self)))
         #: The state folder's store when persistence is on (``--state-dir``), else None.
         self.persistence = None
         if self.settings.persist:

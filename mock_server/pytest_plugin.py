@@ -75,7 +75,7 @@ def _use_replay(fixture: "FalMockFixture", config: pytest.Config, folder: str | 
                         "in the environment of pytest (or run without --fal-record to replay only)", pytrace=False)
         recorder = cassettes.Recorder(store, cassettes.Upstream.of(config.getoption("--fal-upstream")), key)
         shelf = cassettes.Shelf(store, on_miss=cassettes.RECORD, recorder=recorder, ignored=ignored,
-                                own_file=own_file)
+                                own_file=own_file, caller_key=cassettes.caller_key_finder(fixture.mock))
     else:
         shelf = cassettes.Shelf(store, on_miss=cassettes.REFUSE if strict else cassettes.EMULATE,
                                 ignored=ignored, own_file=own_file)

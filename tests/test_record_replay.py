@@ -57,8 +57,8 @@ print(json.dumps(out))
 '''
 
 
-def py_client(url: str, args: dict, upload: bytes | None = None) -> dict:
-    env = {**os.environ, "RR_URL": url, "RR_INPUT": json.dumps(args), "FAL_KEY": KEY,
+def py_client(url: str, args: dict, upload: bytes | None = None, key: str = KEY) -> dict:
+    env = {**os.environ, "RR_URL": url, "RR_INPUT": json.dumps(args), "FAL_KEY": key,
            "RR_UPLOAD": base64.b64encode(upload).decode() if upload else ""}
     done = subprocess.run([sys.executable, "-c", PY_CLIENT], env=env, capture_output=True,
                           text=True, timeout=120)
@@ -183,6 +183,18 @@ def test_replay_ignore_and_fallback_to_the_emulator(recorded):
         emulated = py_client(replay.url, {**JS_ARGS, "prompt": "never recorded"})
         assert emulated["result"]["actual_prompt"] == "never recorded"  # the emulator's answer
         assert "/_mock/files/replay-" not in emulated["result"]["images"][0]["url"]
+
+
+def test_recording_uses_the_callers_own_key_and_without_one_says_what_is_missing(tmp_path):
+    env = {"FAL_KEY": None, "PYTHONPATH": str(REPO_ROOT)}
+    with ServerProcess(["--profile", "instant", "--keys", KEY]) as upstream, \
+            ServerProcess(["--profile", "instant", "--record", str(tmp_path), "--upstream", upstream.url],
+                          env=env) as recorder:
+        assert py_client(recorder.url, JS_ARGS)["result"]["seeds"] == [8]  # the upstream took the caller's key
+        missing = py_client(recorder.url, {**JS_ARGS, "seed": 1}, key="fal-mock:secret")
+    assert missing["status"] == 401 and "no key for the upstream" in missing["error"]
+    assert len(list((tmp_path / APP).glob("*.json"))) == 1
+    assert not any(KEY.split(":")[1].encode() in p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
 
 
 def test_a_re_record_of_the_same_calls_changes_no_file(recorded, tmp_path):

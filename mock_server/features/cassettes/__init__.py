@@ -16,7 +16,7 @@ from mock_server.core.paths import own_file_name
 from mock_server.features.cassettes.endpoint import EMULATE, RECORD, REFUSE, CassetteEndpoint, Shelf
 from mock_server.features.cassettes.recorder import Recorder, Upstream
 from mock_server.features.cassettes.store import Cassette, CassetteDir
-from mock_server.settings import Settings
+from mock_server.settings import DEFAULT_KEY, Settings
 
 __all__ = ["EMULATE", "RECORD", "REFUSE", "Cassette", "CassetteDir", "CassetteEndpoint", "Recorder", "Shelf",
            "Upstream", "shelf_from_settings", "use_cassettes"]
@@ -31,12 +31,30 @@ def own_file_finder(emulator: Any) -> Callable[[str], StoredFile | None]:
     return find
 
 
-def shelf_from_settings(settings: Settings, own_file: Callable[[str], StoredFile | None]) -> Shelf | None:
+def caller_key_finder(emulator: Any) -> Callable[[str], str | None]:
+    """``request_id -> the fal key its submit carried`` (``Authorization: Key id:secret``, as the
+    journal keeps it), unless it is one of the mock's own keys or the journal dropped the call."""
+    def find(request_id: str) -> str | None:
+        settings = emulator.settings
+        own = {DEFAULT_KEY, *settings.keys}
+        for entry in reversed(emulator.journal.entries(request_id=request_id, kind="submit")):
+            for name, value in entry.raw_headers:
+                if name.lower() == b"authorization":
+                    scheme, _, credential = value.decode("latin-1").partition(" ")
+                    if scheme.lower() == "key" and ":" in credential and credential not in own:
+                        return credential.strip()
+        return None
+    return find
+
+
+def shelf_from_settings(settings: Settings, own_file: Callable[[str], StoredFile | None],
+                        caller_key: Callable[[str], str | None] = lambda request_id: None) -> Shelf | None:
     """The shelf ``--record DIR`` / ``--replay DIR`` ask for, or None."""
     if settings.record_dir is not None:
         cassettes = CassetteDir(settings.record_dir)
         recorder = Recorder(cassettes, Upstream.of(settings.upstream), os.environ.get("FAL_KEY"))
-        return Shelf(cassettes, replay=False, on_miss=RECORD, recorder=recorder, own_file=own_file)
+        return Shelf(cassettes, replay=False, on_miss=RECORD, recorder=recorder, own_file=own_file,
+                     caller_key=caller_key)
     if settings.replay_dir is not None:
         return Shelf(CassetteDir(settings.replay_dir), on_miss=REFUSE if settings.replay_strict else EMULATE,
                      ignored=settings.replay_ignore, own_file=own_file)

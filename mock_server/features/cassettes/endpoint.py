@@ -57,11 +57,13 @@ class Shelf:
     ``on_miss``: ``"emulate"`` (the emulator answers), ``"refuse"`` (a 400 naming the closest
     recordings) or ``"record"`` (the call goes upstream, and the new cassette is used from then on).
     ``own_file(url)``: the mock's stored file behind a URL (an upload), else None.
+    ``caller_key(request_id)``: the caller's own fal key for a request, else None.
     """
 
     def __init__(self, cassettes: CassetteDir, *, replay: bool = True, on_miss: str = EMULATE,
                  recorder: Recorder | None = None, ignored: tuple[str, ...] = (),
-                 own_file: Callable[[str], StoredFile | None] = lambda url: None) -> None:
+                 own_file: Callable[[str], StoredFile | None] = lambda url: None,
+                 caller_key: Callable[[str], str | None] = lambda request_id: None) -> None:
         if on_miss == RECORD and recorder is None:
             raise ValueError("recording needs a recorder")
         self.cassettes = cassettes
@@ -69,6 +71,9 @@ class Shelf:
         self.on_miss = on_miss
         self.recorder = recorder
         self.own_file = own_file
+        #: ``caller_key(request_id)``: the fal key the request was submitted with, when it is the
+        #: caller's own (recording uses it before the recorder's FAL_KEY)
+        self.caller_key = caller_key
         self.index = CassetteIndex(cassettes if replay else (), ignored)
 
     def upload_digest(self, url: str) -> str | None:
@@ -139,7 +144,7 @@ class CassetteEndpoint(Endpoint):
             shelf = self.shelf
             assert shelf.recorder is not None
             answer, cassette = await shelf.recorder.record(self.endpoint_id, params.value, params.normalised,
-                                                          _own_file(env))
+                                                          _own_file(env), shelf.caller_key(request_id))
             if cassette is not None and shelf.replay:
                 shelf.index.add(cassette)
             return answer

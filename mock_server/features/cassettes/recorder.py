@@ -78,32 +78,47 @@ class Recorder:
         self.upstream = upstream
         self.key = key
         self.poll_interval = poll_interval
-        self.scrubber = Scrubber([key] if key else [])
         self._uploaded: dict[str, str] = {}  # sha256 -> the upstream URL of that content
 
     async def record(self, endpoint_id: str, value: dict[str, Any], normalised: dict[str, Any],
-                     own_file: OwnFile) -> tuple[Answer, Cassette | None]:
-        """Make the call upstream; the answer to give the client, and the cassette written."""
-        if not self.key:
+                     own_file: OwnFile, key: str | None = None) -> tuple[Answer, Cassette | None]:
+        """Make the call upstream with ``key`` (the caller's own), else the recorder's; the
+        answer to give the client, and the cassette written."""
+        key = key or self.key
+        if not key:
             return fal_errors.request_error(
-                401, "fal-mock is recording but has no key for the upstream: set FAL_KEY in the "
-                     "environment of `fal-mock serve --record`", "recording_failed"), None
+                401, "fal-mock is recording but has no key for the upstream: call the mock with your own "
+                     "fal key, or set FAL_KEY in the environment of `fal-mock serve --record`", "recording_failed"), None
+        call = _Call(self, key)
         try:
             async with httpx.AsyncClient(timeout=UPSTREAM_TIMEOUT) as http:
-                return await self._record(http, endpoint_id, value, normalised, own_file)
+                return await call.record(http, endpoint_id, value, normalised, own_file)
         except (httpx.HTTPError, RecordingFailed, ValueError) as exc:
             where = ""
             if isinstance(exc, httpx.RequestError):
                 where = f" ({exc.request.method} {scrub_url(str(exc.request.url))})"
-            message = self.scrubber.text(f"{type(exc).__name__}: {exc}{where}")
+            message = call.scrubber.text(f"{type(exc).__name__}: {exc}{where}")
             return fal_errors.request_error(502, f"fal-mock could not record from the upstream: {message}",
                                             "recording_failed"), None
+
+
+class _Call:
+    """One recorded call: the recorder's steps with one key (scrubbed, with the recorder's, from
+    everything written)."""
+
+    def __init__(self, recorder: Recorder, key: str) -> None:
+        self.key = key
+        self.upstream = recorder.upstream
+        self.cassettes = recorder.cassettes
+        self.poll_interval = recorder.poll_interval
+        self._uploaded = recorder._uploaded
+        self.scrubber = Scrubber([key, recorder.key or ""])
 
     # -- the steps -------------------------------------------------------------------------
     def _auth(self) -> dict[str, str]:
         return {"authorization": f"Key {self.key}"}
 
-    async def _record(self, http: httpx.AsyncClient, endpoint_id: str, value: dict[str, Any],
+    async def record(self, http: httpx.AsyncClient, endpoint_id: str, value: dict[str, Any],
                       normalised: dict[str, Any], own_file: OwnFile) -> tuple[Answer, Cassette | None]:
         sent = await self._with_uploads(http, value, own_file)
         started = time.monotonic()
