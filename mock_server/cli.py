@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from mock_server.cli_flags import FlagParser, check as check_flags
+from mock_server import cli_cassette
 from mock_server.settings import DEFAULT_PORT, Settings, default_state_dir
 from mock_server.core.timing import PROFILES
 
@@ -55,6 +56,7 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
                         help="complete each request on its Nth status call instead of by the clock")
     parser.add_argument("--log-requests", action="store_true",
                         help="print one line per call: method, path, status, request id, milliseconds")
+    cli_cassette.add_serve_flags(parser)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -91,6 +93,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         journal_size=args.journal_size,
         polls=args.polls,
         log_requests=args.log_requests,
+        **cli_cassette.settings_fields(args),
     )
 
 
@@ -206,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     from mock_server import cli_catalog
 
     cli_catalog.add_parser(commands)  # fal-mock catalog list|search|show|import (docs/catalog.md)
+    cli_cassette.add_command(commands)
     args = parser.parse_args(argv)
     if args.command in ("serve", "env"):
         check_flags({"serve": serve, "env": env}[args.command], args)

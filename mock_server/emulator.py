@@ -53,8 +53,16 @@ class FalMock:
         self._reset_hooks: list[Callable[[], None]] = [self.driver.kick]
         self._endpoints: dict[str, Endpoint] = {}
         self._apps: dict[str, Endpoint] = {}  # owner/alias (and full id) -> endpoint
+        #: ``fallback(endpoint_id)``: an endpoint for an id none is registered for, or None (asked
+        #: in order; what one returns is registered)
+        self.endpoint_fallbacks: list[Callable[[str], Endpoint | None]] = []
         for endpoint in endpoints if endpoints is not None else build_endpoints(self.settings.validation):
             self.add_endpoint(endpoint)
+        if self.settings.record_dir is not None or self.settings.replay_dir is not None:
+            from mock_server.features import cassettes  # record and replay (--record / --replay)
+
+            cassettes.use_cassettes(self, cassettes.shelf_from_settings(
+                self.settings, cassettes.own_file_finder(self), cassettes.caller_key_finder(self)))
         #: The state folder's store when persistence is on (``--state-dir``), else None.
         self.persistence = None
         if self.settings.persist:
@@ -101,8 +109,26 @@ class FalMock:
         return list(self._endpoints.values())
 
     def endpoint(self, endpoint_id: str) -> Endpoint | None:
-        """The endpoint for a full id as used on submit/run."""
-        return self._endpoints.get(endpoint_id)
+        """The endpoint for a full id as used on submit/run (asking the fallbacks for one
+        none is registered for)."""
+        found = self._endpoints.get(endpoint_id)
+        if found is None and self.endpoint_fallbacks:
+            for fallback in self.endpoint_fallbacks:
+                found = fallback(endpoint_id)
+                if found is not None:
+                    self.add_endpoint(found)
+                    break
+        return found
+
+    def forget_endpoints(self, which: Callable[[Endpoint], bool]) -> None:
+        """Unregister the endpoints ``which`` selects (their ids are unknown again)."""
+        for endpoint_id, endpoint in list(self._endpoints.items()):
+            if which(endpoint):
+                del self._endpoints[endpoint_id]
+        self._apps = {}
+        for endpoint in self._endpoints.values():
+            self._apps.setdefault(app_of(endpoint.endpoint_id), endpoint)
+            self._apps[endpoint.endpoint_id] = endpoint
 
     def knows_app(self, app_path: str) -> bool:
         """Whether ``owner/alias`` (or a full id) names an emulated app (status/result paths)."""

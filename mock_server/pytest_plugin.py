@@ -14,7 +14,13 @@ background thread of the test process on a free port, and each test that asks fo
     def test_progress(fal_mock): ...
 
 Markers take the keywords of :meth:`FalMockFixture.configure` plus ``strict`` (default
-True: at teardown, a one-shot fault that never fired fails the test).
+True: at teardown, a one-shot fault that never fired fails the test) and record and replay's
+``replay="tests/cassettes"`` (answers from recorded cassettes, relative to the rootdir),
+``replay_strict`` (default True: a call with no recording fails with the closest recorded
+inputs; False: the emulator answers it) and ``replay_ignore=("seed",)``.  ``pytest
+--fal-record`` records the missing cassettes through the real API with ``FAL_KEY``
+(``--fal-upstream URL``: through another server speaking fal's protocol), as pytest-recording
+does; see docs/record-replay.md.
 
 With ``FAL_MOCK_URL`` set (``http://host:port`` of a running ``fal-mock serve``), no server is
 started: the fixture uses that one, in a namespace of its own (docs/namespaces.md), so test
@@ -23,7 +29,8 @@ processes sharing it never see each other's calls (:class:`RemoteFalMock`).
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -37,9 +44,46 @@ KEY = "fal-mock:secret"
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "fal_mock(profile=, speed=, workers=, validation=, polls=, auth=, keys=, allow_fetch=, strict=): "
+        "fal_mock(profile=, speed=, workers=, validation=, polls=, auth=, keys=, allow_fetch=, strict=, "
+        "replay=, replay_strict=, replay_ignore=): "
         "configure the fal_mock fixture for this test",
     )
+    # the user's own key, before any test points FAL_KEY at the mock (used by --fal-record)
+    config.stash[_REAL_KEY] = os.environ.get("FAL_KEY")
+
+
+_REAL_KEY = pytest.StashKey[Any]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("fal-mock")
+    group.addoption("--fal-record", action="store_true", default=False,
+                    help="fal_mock replay markers: record missing cassettes through the real fal API (needs FAL_KEY)")
+    group.addoption("--fal-upstream", default=None, metavar="URL",
+                    help="with --fal-record: record through a server speaking fal's protocol at URL instead")
+
+
+def _use_replay(fixture: "FalMockFixture", config: pytest.Config, folder: str | os.PathLike,
+                strict: bool, ignored: tuple[str, ...]) -> Callable[[], None]:
+    """Put the cassette folder of a ``replay=`` marker in front of the session's mock for one
+    test; returns what takes it away."""
+    from mock_server.features import cassettes
+
+    root = Path(folder) if Path(folder).is_absolute() else config.rootpath / folder
+    store = cassettes.CassetteDir(root)
+    own_file = cassettes.own_file_finder(fixture.mock)
+    if config.getoption("--fal-record"):
+        key = config.stash.get(_REAL_KEY, None)
+        if not key or key == KEY:
+            pytest.fail("fal_mock: --fal-record records through the real fal API and needs your key: set FAL_KEY "
+                        "in the environment of pytest (or run without --fal-record to replay only)", pytrace=False)
+        recorder = cassettes.Recorder(store, cassettes.Upstream.of(config.getoption("--fal-upstream")), key)
+        shelf = cassettes.Shelf(store, on_miss=cassettes.RECORD, recorder=recorder, ignored=ignored,
+                                own_file=own_file, caller_key=cassettes.caller_key_finder(fixture.mock))
+    else:
+        shelf = cassettes.Shelf(store, on_miss=cassettes.REFUSE if strict else cassettes.EMULATE,
+                                ignored=ignored, own_file=own_file)
+    return fixture.server.call(lambda: cassettes.use_cassettes(fixture.mock, shelf))
 
 
 class FalMockFixture:
@@ -150,14 +194,27 @@ def fal_mock(fal_mock_server, request: pytest.FixtureRequest, monkeypatch: pytes
     for marker in reversed(list(request.node.iter_markers("fal_mock"))):
         options.update(marker.kwargs)  # the closest marker wins
     strict = options.pop("strict", True)
+    replay = options.pop("replay", None)
+    replay_strict = options.pop("replay_strict", True)
+    replay_ignore = tuple(options.pop("replay_ignore", ()))
     if isinstance(fal_mock_server, RemoteServer):
+        if replay is not None:
+            pytest.fail("fal_mock(replay=...) needs the fixture's own server: unset FAL_MOCK_URL, "
+                        "or start the shared server with --replay DIR", pytrace=False)
         yield from _remote_fixture(fal_mock_server, request, monkeypatch, strict)
         return
     fixture = FalMockFixture(fal_mock_server)
     fixture.reset()
     fixture.configure(**options)
+    undo_replay = None
+    if replay is not None:
+        undo_replay = _use_replay(fixture, request.config, replay, replay_strict, replay_ignore)
     _wire_fal_client(fixture, monkeypatch)
-    yield fixture
+    try:
+        yield fixture
+    finally:
+        if undo_replay is not None:
+            fal_mock_server.call(undo_replay)
     unused = [rule for rule in fixture.faults.rules
               if strict and rule.times is not None and rule.probability == 1.0 and rule.fired == 0]
     fixture.faults.clear()

@@ -62,6 +62,14 @@ class Settings:
     request_head_timeout: float = 10.0
     #: Write one line per call (method, path, status, request id, ms): ``--log-requests``
     log_requests: bool = False
+    #: Record and replay (issue 19, features/cassettes): ``--record DIR`` forwards every fal call
+    #: to ``upstream`` (None: fal's own hosts) and writes cassettes; ``--replay DIR`` answers
+    #: from them (``replay_strict``: no emulator fallback; ``replay_ignore``: fields not matched)
+    record_dir: Path | None = None
+    upstream: str | None = None
+    replay_dir: Path | None = None
+    replay_strict: bool = False
+    replay_ignore: tuple[str, ...] = ()
 
     def with_(self, **changes: object) -> "Settings":
         return replace(self, **changes)
