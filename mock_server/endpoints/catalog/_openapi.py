@@ -15,7 +15,8 @@ import copy
 import json
 from typing import Any
 
-_COMPONENTS = "#/components/schemas/"
+from mock_server.endpoints.fal_app.queue_openapi import COMPONENTS as _COMPONENTS, queue_document
+
 _DEFS = "#/$defs/"
 
 
@@ -117,14 +118,6 @@ def _component(schema: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _json_response(name: str, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": _COMPONENTS + name}}}}
-
-
-def _request_id() -> dict[str, Any]:
-    return {"name": "request_id", "in": "path", "required": True, "schema": {"type": "string", "description": "Request ID"}}
-
-
 # QueueStatus as served (tests/fixtures/fal_ai_flux_dev.json, modbender/ComfyUI-Fal-Gateway).
 QUEUE_STATUS: dict[str, Any] = {
     "type": "object",
@@ -155,40 +148,7 @@ def build_document(endpoint_id: str, category: str, input_schema: dict[str, Any]
     for defs in (input_schema.get("$defs") or {}, output_schema.get("$defs") or {}):
         for name, sub in defs.items():
             schemas.setdefault(name, _component(sub))
-    base = f"/{endpoint_id}/requests/{{request_id}}"
-    logs = {"name": "logs", "in": "query", "required": False,
-            "schema": {"type": "number", "description": "Whether to include logs (`1`) in the response or not (`0`)."}}
-    cancelled = {"type": "object", "properties": {"success": {"type": "boolean", "description": "Whether the request was cancelled successfully."}}}
-    paths = {
-        f"{base}/status": {"get": {"parameters": [_request_id(), logs], "responses": {"200": _json_response("QueueStatus", "The request status.")}}},
-        f"{base}/cancel": {"put": {"parameters": [_request_id()], "responses": {"200": {
-            "description": "The request was cancelled.", "content": {"application/json": {"schema": cancelled}}}}}},
-        f"/{endpoint_id}": {"post": {
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": _COMPONENTS + input_name}}}},
-            "responses": {"200": _json_response("QueueStatus", "The request status.")}}},
-        base: {"get": {"parameters": [_request_id()], "responses": {"200": _json_response(output_name, "Result of the request.")}}},
-    }
-    return {
-        "openapi": "3.0.4",
-        "info": {
-            "title": f"Queue OpenAPI for {endpoint_id}",
-            "version": "1.0.0",
-            "description": f"The OpenAPI schema for the {endpoint_id} queue.",
-            "x-fal-metadata": {
-                "endpointId": endpoint_id,
-                "category": category,
-                "playgroundUrl": f"https://fal.ai/models/{endpoint_id}",
-                "documentationUrl": f"https://fal.ai/models/{endpoint_id}/api",
-            },
-        },
-        "components": {
-            "securitySchemes": {"apiKeyAuth": {"type": "apiKey", "in": "header", "name": "Authorization", "description": "Fal Key"}},
-            "schemas": schemas,
-        },
-        "paths": paths,
-        "servers": [{"url": "https://queue.fal.run"}],
-        "security": [{"apiKeyAuth": []}],
-    }
+    return queue_document(endpoint_id, category, schemas, input_name, output_name)
 
 
 def parse_document_bytes(data: bytes) -> Any:

@@ -11,12 +11,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from mock_server.endpoints.fal_app.queue_openapi import queue_document
 from mock_server.endpoints.wan25._models import (
     QueueStatus,
     Wan25PreviewImageToImageOutput,
     build_models,
 )
 from mock_server.endpoints.wan25._rules import ENDPOINT_ID
+
 INPUT_COMPONENT = "Wan25PreviewImageToImageInput"
 OUTPUT_COMPONENT = "Wan25PreviewImageToImageOutput"
 _REF = "#/components/schemas/{model}"
@@ -46,14 +48,6 @@ def _fal_style(schema: dict[str, Any]) -> dict[str, Any]:
     return ordered
 
 
-def _json_response(ref: str, description: str = "The request status.") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
-
-
-def _request_id_parameter() -> dict[str, Any]:
-    return {"name": "request_id", "in": "path", "required": True, "schema": {"type": "string", "description": "Request ID"}}
-
-
 def build_openapi() -> dict[str, Any]:
     """The whole document, freshly built (callers may mutate it)."""
     input_model, _ = build_models("published")
@@ -61,59 +55,4 @@ def build_openapi() -> dict[str, Any]:
     _component(QueueStatus, schemas)
     _component(input_model, schemas, INPUT_COMPONENT)
     _component(Wan25PreviewImageToImageOutput, schemas, OUTPUT_COMPONENT)
-    base = f"/{ENDPOINT_ID}/requests/{{request_id}}"
-    paths: dict[str, Any] = {
-        f"{base}/status": {
-            "get": {
-                "parameters": [
-                    _request_id_parameter(),
-                    {"name": "logs", "in": "query", "required": False, "schema": {"type": "number", "description": "Whether to include logs (`1`) in the response or not (`0`)."}},
-                ],
-                "responses": {"200": _json_response("QueueStatus")},
-            }
-        },
-        f"{base}/cancel": {
-            "put": {
-                "parameters": [_request_id_parameter()],
-                "responses": {
-                    "200": {
-                        "description": "The request was cancelled.",
-                        "content": {"application/json": {"schema": {"type": "object", "properties": {"success": {"type": "boolean", "description": "Whether the request was cancelled successfully."}}}}},
-                    }
-                },
-            }
-        },
-        f"/{ENDPOINT_ID}": {
-            "post": {
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{INPUT_COMPONENT}"}}}},
-                "responses": {"200": _json_response("QueueStatus", "The request status.")},
-            }
-        },
-        base: {
-            "get": {
-                "parameters": [_request_id_parameter()],
-                "responses": {"200": _json_response(OUTPUT_COMPONENT, "Result of the request.")},
-            }
-        },
-    }
-    return {
-        "openapi": "3.0.4",
-        "info": {
-            "title": f"Queue OpenAPI for {ENDPOINT_ID}",
-            "version": "1.0.0",
-            "description": "The OpenAPI schema for the fal-ai/wan-25-preview/image-to-image queue.",
-            "x-fal-metadata": {
-                "endpointId": ENDPOINT_ID,
-                "category": "image-to-image",
-                "playgroundUrl": f"https://fal.ai/models/{ENDPOINT_ID}",
-                "documentationUrl": f"https://fal.ai/models/{ENDPOINT_ID}/api",
-            },
-        },
-        "components": {
-            "securitySchemes": {"apiKeyAuth": {"type": "apiKey", "in": "header", "name": "Authorization", "description": "Fal Key"}},
-            "schemas": schemas,
-        },
-        "paths": paths,
-        "servers": [{"url": "https://queue.fal.run"}],
-        "security": [{"apiKeyAuth": []}],
-    }
+    return queue_document(ENDPOINT_ID, "image-to-image", schemas, INPUT_COMPONENT, OUTPUT_COMPONENT)
