@@ -120,7 +120,7 @@ def test_a_tls_handshake_on_the_plain_port_is_logged_in_one_clear_line():
         assert httpx.get(f"{server.url}/_mock/health").status_code == 200  # still serving
     said = [line for line in server.stderr_lines if "TLS handshake" in line]
     assert len(said) == 1, server.output()
-    assert f"reached this plain-HTTP port from 127.0.0.1:" in said[0] and "--tls" in said[0]
+    assert "reached this plain-HTTP port from 127.0.0.1:" in said[0] and "--tls" in said[0]
     assert not any("Invalid HTTP request" in line for line in server.stderr_lines), server.output()
 
 

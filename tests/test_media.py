@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mock_server.core.files import RECIPE_OVERHEAD, FileStore, recipe_weight
+from mock_server.core.files import RECIPE_OVERHEAD, recipe_weight
 from mock_server.core.paths import FILES_PREFIX
 from mock_server.emulator import FalMock
 from mock_server.endpoints.fal_app.media import (
