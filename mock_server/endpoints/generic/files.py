@@ -1,0 +1,137 @@
+"""The media files a generic endpoint outputs: which kind a field holds, and the file itself
+(drawn, registered in the FileStore as a re-renderable recipe, described in fal's fields).
+
+Kind (issue 16: fal's typing is inconsistent, ``video`` is a plain ``File`` in most video
+endpoints): a field's name decides first, then the content type its schema names (default or
+example), then the type's name, then the endpoint's ``output_kind``.
+
+Images use the placeholder card of :mod:`mock_server.endpoints.fal_app.rendering`, re-encoded
+to the asked ``output_format``; video, audio and 3D use :mod:`mock_server.endpoints.fal_app.media`.
+Every file is registered with a recipe (a pure function of its arguments): the same request
+serves the same bytes, after eviction too, and the metadata is computed from the bytes.
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import io
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from mock_server.core.endpoint import EndpointEnv
+from mock_server.endpoints.fal_app.cdn import cdn_file_name
+
+__all__ = ["MEDIA_KINDS", "Rendered", "file_kind", "render_file"]
+
+MEDIA_KINDS = ("image", "video", "audio", "3d")
+
+_NAME_KINDS = (  # checked in order over the field's name (and its parent's, for model_urls.glb)
+    ("3d", re.compile(r"glb|fbx|usdz|(^|_)obj($|_)|mesh|model_urls|model_file|(^|_)3d($|_)|gaussian|splat|(^|_)ply($|_)")),
+    ("video", re.compile(r"video")),
+    ("audio", re.compile(r"audio|speech|music|song|voice|(^|_)wav($|_)|(^|_)mp3($|_)|sound")),
+    ("image", re.compile(r"image|mask|(^|_)img|picture|texture|frame($|s$)|thumbnail|depth|sprite")),
+)
+_CONTENT_KINDS = (("image/", "image"), ("video/", "video"), ("audio/", "audio"), ("model/", "3d"))
+_TYPE_KINDS = (("3d", re.compile(r"3d|mesh|glb", re.I)), ("video", re.compile(r"video", re.I)),
+               ("audio", re.compile(r"audio|speech", re.I)), ("image", re.compile(r"image", re.I)))
+
+#: output_format value -> (Pillow format, content type, extension); fal's image apps offer
+#: jpeg/png/webp (their schemas' ``output_format`` enums). The ``.jpg`` extension is chosen.
+IMAGE_FORMATS = {"png": ("PNG", "image/png", "png"), "jpeg": ("JPEG", "image/jpeg", "jpg"),
+                 "jpg": ("JPEG", "image/jpeg", "jpg"), "webp": ("WEBP", "image/webp", "webp")}
+
+
+def _content_type_hint(schema: dict[str, Any]) -> str:
+    spec = (schema.get("properties") or {}).get("content_type")
+    if not isinstance(spec, dict):
+        return ""
+    for value in (spec.get("default"), *(spec.get("examples") or ())):
+        if isinstance(value, str):
+            return value
+    return ""
+
+
+def file_kind(name: str, schema: dict[str, Any], type_name: str | None, output_kind: str) -> str:
+    """The media kind of a file field (see the module doc); never None: a file of unknown
+    content is drawn as the endpoint's own kind, else as an image."""
+    lowered = name.lower()
+    for kind, pattern in _NAME_KINDS:
+        if pattern.search(lowered):
+            return kind
+    hint = _content_type_hint(schema)
+    for prefix, kind in _CONTENT_KINDS:
+        if hint.startswith(prefix):
+            return kind
+    for kind, pattern in _TYPE_KINDS:
+        if type_name and pattern.search(type_name):
+            return kind
+    return output_kind if output_kind in MEDIA_KINDS else "image"
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """One output file: its URL (or data URI) and the fields fal reports about it."""
+
+    url: str
+    facts: dict[str, Any]  # content_type, file_name, file_size, width, height, fps, ...
+
+
+def render_image(fmt: str, **card: Any) -> bytes:
+    """The placeholder card as ``fmt`` (a Pillow format name) bytes."""
+    from mock_server.endpoints.fal_app.rendering import render_placeholder
+
+    png = render_placeholder(**card)
+    if fmt == "PNG":
+        return png
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        out = io.BytesIO()
+        image.convert("RGB").save(out, fmt, quality=85)
+    return out.getvalue()
+
+
+def _register(env: EndpointEnv, name: str, recipe: Callable[[], bytes], content_type: str, sync: bool) -> tuple[str, bytes]:
+    data = recipe()
+    if sync:  # fal answers sync_mode media as data URIs, not stored (fal docs, "sync_mode")
+        return f"data:{content_type};base64,{base64.b64encode(data).decode()}", data
+    env.files.add_rendered(name, recipe, content_type, data)
+    return env.file_url(name), data
+
+
+def render_file(kind: str, key: str, spec: dict[str, Any], env: EndpointEnv, sync: bool) -> Rendered:
+    """Draw, register and describe one file of ``kind``; ``key`` names it (request id and
+    field path); ``spec`` holds what to draw (sizes, seed, text lines, format)."""
+    if kind == "image":
+        fmt, content_type, ext = IMAGE_FORMATS.get(spec.get("format", "png"), IMAGE_FORMATS["png"])
+        width, height = spec["width"], spec["height"]
+        recipe = functools.partial(render_image, fmt, seed=spec["seed"], index=spec.get("index", 0),
+                                   count=spec.get("count", 1), width=width, height=height,
+                                   prompt=spec.get("prompt", ""))
+        name = cdn_file_name(key, ext)
+        url, data = _register(env, name, recipe, content_type, sync)
+        return Rendered(url, {"content_type": content_type, "file_name": name, "file_size": len(data),
+                              "width": width, "height": height})
+    from mock_server.endpoints.fal_app import media
+
+    if kind == "video":
+        facts = media.video_facts(spec["width"], spec["height"], spec["fps"], spec["duration"])
+        recipe = functools.partial(media.render_mp4, facts.width, facts.height, spec["fps"], spec["duration"],
+                                   spec["seed"], tuple(spec.get("lines", ())))
+        ext = "mp4"
+    elif kind == "audio":
+        facts = media.audio_facts(spec["duration"], spec.get("sample_rate", 44100), spec.get("channels", 1))
+        recipe = functools.partial(media.render_wav, spec["duration"], spec["seed"],
+                                   spec.get("sample_rate", 44100), spec.get("channels", 1))
+        ext = "wav"
+    else:
+        facts = media.glb_facts()
+        recipe = functools.partial(media.render_glb, spec["seed"], spec.get("label", ""))
+        ext = "glb"
+    name = cdn_file_name(key, ext)
+    url, data = _register(env, name, recipe, facts.content_type, sync)
+    reported = facts.sized(data).output(url)
+    reported.pop("url")
+    reported["file_name"] = name
+    return Rendered(url, reported)
