@@ -47,6 +47,8 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--request-head-timeout", type=float, default=10.0, metavar="SECONDS",
                         help="close a connection that sends no complete request head within this time (default 10)")
     parser.add_argument("--journal-size", type=int, default=1000, help="calls kept in the request journal (default 1000)")
+    parser.add_argument("--endpoints", default="", metavar="ID,...",
+                        help="answer only these endpoint ids (others get fal's 404); default: every catalogued endpoint")
     parser.add_argument("--polls", type=int, default=None, metavar="N",
                         help="complete each request on its Nth status call instead of by the clock")
 
@@ -92,6 +94,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         proxy_cors=tuple(o.strip().rstrip("/") for o in args.proxy_cors.split(",") if o.strip()),
         journal_size=args.journal_size,
         polls=args.polls,
+        endpoints=tuple(e.strip().strip("/") for e in args.endpoints.split(",") if e.strip().strip("/")),
     )
 
 

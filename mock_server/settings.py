@@ -58,6 +58,8 @@ class Settings:
     #: headers), counted from its opening and from each answer; then it is closed
     #: (issue 20: silent or slow sockets must not hold descriptors forever)
     request_head_timeout: float = 10.0
+    #: Endpoint ids this server answers (``--endpoints``); empty: every catalogued one (issue 16)
+    endpoints: tuple[str, ...] = ()
 
     def with_(self, **changes: object) -> "Settings":
         return replace(self, **changes)
