@@ -28,14 +28,18 @@ RECIPE_OVERHEAD = 1024
 
 
 def recipe_weight(recipe: Recipe) -> int:
-    """Bytes a recipe keeps alive, estimated: the overhead plus the byte strings it holds
-    (``functools.partial`` arguments, one level into tuples/lists, and their ``thumbnail``s:
-    the Wan recipe keeps up to two 128x128 RGB input thumbnails, 48 KiB each)."""
+    """Bytes a recipe keeps alive, estimated: the overhead plus the byte strings and text it
+    holds (``functools.partial`` arguments, one level into tuples/lists, and their
+    ``thumbnail``s: the Wan recipe keeps up to two 128x128 RGB input thumbnails, 48 KiB each;
+    a video recipe keeps its prompt lines)."""
     weight = RECIPE_OVERHEAD
     values = list(getattr(recipe, "args", ())) + list((getattr(recipe, "keywords", None) or {}).values())
     for value in values:
         items = value if isinstance(value, (tuple, list)) else (value,)
         for item in items:
+            if isinstance(item, str):
+                weight += len(item)
+                continue
             data = item if isinstance(item, (bytes, bytearray)) else getattr(item, "thumbnail", None)
             if isinstance(data, (bytes, bytearray)):
                 weight += len(data)

@@ -29,7 +29,10 @@ from urllib.parse import urlsplit
 
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["InputPreview", "THUMBNAIL_MAX", "render_placeholder"]
+__all__ = [
+    "ACCENT", "Card", "INK", "InputPreview", "LINE_H", "MUTED", "PANEL", "THUMBNAIL_MAX", "TILE", "WHITE",
+    "canvas_size", "draw_card", "draw_text", "palette_rgb", "render_placeholder", "seed_colour",
+]
 
 #: Longest side of the stored thumbnail of a decoded input image.
 THUMBNAIL_MAX = 128
@@ -46,6 +49,10 @@ _PROMPT_CHARS_SHOWN = 4000
 # 216.. fixed UI colours, then seed-derived background colours.
 _CUBE = [(r * 51, g * 51, b * 51) for r in range(6) for g in range(6) for b in range(6)]
 _WHITE, _INK, _PANEL, _TILE, _ACCENT, _MUTED, _BG0, _BG1 = range(216, 224)
+#: Palette entries other placeholders draw with (video time line): the card's UI colours.
+WHITE, INK, PANEL, TILE, ACCENT, MUTED = _WHITE, _INK, _PANEL, _TILE, _ACCENT, _MUTED
+#: Pitch of one text line on the canvas (the bitmap font's line height plus spacing).
+LINE_H = _LINE_H
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,12 +186,39 @@ def _fit_chars(word: str, font: Font, width: int) -> int:
     return lo
 
 
-def _draw_card(
-    seed: int, index: int, count: int, width: int, height: int, prompt: str, inputs: Sequence[InputPreview]
-) -> Image.Image:
-    """The low-resolution palette canvas with everything on it."""
+@dataclass(frozen=True, slots=True)
+class Card:
+    """A drawn card: the low-resolution palette ``canvas`` (about 400 px on its long side)
+    that is scaled to the output size with NEAREST, and ``band``, the box (left, top, right,
+    bottom; right/bottom exclusive, canvas pixels) kept free at the bottom of the panel for
+    what changes over time (a video's time line), or None."""
+
+    canvas: Image.Image
+    band: tuple[int, int, int, int] | None = None
+
+
+def canvas_size(width: int, height: int) -> tuple[int, int]:
+    """The size of the low-resolution canvas a ``width`` x ``height`` output is drawn on."""
     scale = max(1, -(-max(width, height) // _CANVAS_MAX))
-    lw, lh = max(1, -(-width // scale)), max(1, -(-height // scale))
+    return max(1, -(-width // scale)), max(1, -(-height // scale))
+
+
+def draw_card(
+    seed: int,
+    width: int,
+    height: int,
+    caption: str,
+    texts: Sequence[str],
+    inputs: Sequence[InputPreview] = (),
+    band_lines: int = 0,
+) -> Card:
+    """The seed-coloured card every placeholder (image, video frame, poster) is drawn from.
+
+    ``caption`` is the small line under the seed; ``texts`` are wrapped one after the other
+    into the room left; ``inputs`` become tiles along the bottom; ``band_lines`` text lines
+    of room (if at least that much is free) are kept below everything as :attr:`Card.band`.
+    """
+    lw, lh = canvas_size(width, height)
     canvas = Image.new("P", (lw, lh), _BG0)
     canvas.putpalette(_palette(seed))
     draw = ImageDraw.Draw(canvas)
@@ -207,31 +241,57 @@ def _draw_card(
 
     panel = (margin, margin, lw - 1 - margin, lh - 1 - margin)
     if panel[2] <= panel[0] or panel[3] <= panel[1]:
-        return canvas
+        return Card(canvas)
     draw.rectangle(panel, fill=_PANEL, outline=_INK)
     left, top = panel[0] + pad + 1, panel[1] + pad + 1
     inner_w = panel[2] - left - pad
 
-    # Header: the seed at double size, then size and index.
+    # Header: the seed at double size, then the caption.
     _draw_big_text(canvas, (left, top), f"seed {seed}", _ACCENT, inner_w)
     top += 2 * line_h
-    draw.text((left, top), f"{width}x{height} - image {index + 1}/{count}", font=font, fill=_MUTED)
+    draw.text((left, top), caption, font=font, fill=_MUTED)
     top += line_h + pad
 
+    # The band at the very bottom, when there is room for it and a line of text above.
+    bottom = panel[3]
+    band = None
+    if band_lines > 0 and inner_w > 0 and bottom - pad - band_lines * line_h >= top + line_h:
+        band = (left, bottom - pad - band_lines * line_h, left + inner_w, bottom - pad)
+        bottom = band[1]
+
     # Input tiles along the bottom, side by side.
-    tiles_top = panel[3]
+    tiles_top = bottom
     if inputs:
-        tile_h = max(0, min((panel[3] - top) * 2 // 5, inner_w // 2))
+        tile_h = max(0, min((bottom - top) * 2 // 5, inner_w // 2))
         if tile_h >= 2 * line_h + 2:
-            tiles_top = panel[3] - pad - tile_h
+            tiles_top = bottom - pad - tile_h
             _draw_tiles(canvas, draw, inputs, left, tiles_top, inner_w, tile_h, font, line_h, pad)
 
-    # Prompt, wrapped into what is left.
+    # The texts, wrapped into what is left.
     max_lines = max(0, (tiles_top - pad - top) // line_h)
-    for line in _wrap(_drawable(prompt[: _PROMPT_CHARS_SHOWN]), font, inner_w, max_lines):
-        draw.text((left, top), line, font=font, fill=_WHITE)
-        top += line_h
-    return canvas
+    for text in texts:
+        for line in _wrap(_drawable(text[:_PROMPT_CHARS_SHOWN]), font, inner_w, max_lines):
+            draw.text((left, top), line, font=font, fill=_WHITE)
+            top += line_h
+            max_lines -= 1
+    return Card(canvas, band)
+
+
+def draw_text(canvas: Image.Image, at: tuple[int, int], text: str, colour: int = 0) -> None:
+    """Draw one line of ``text`` in the card's bitmap font (palette index ``colour``,
+    :data:`WHITE` by default)."""
+    ImageDraw.Draw(canvas).text(at, _drawable(text), font=_font(), fill=colour or _WHITE)
+
+
+def palette_rgb(seed: int) -> list[tuple[int, int, int]]:
+    """The 256 RGB colours of the card palette for ``seed`` (index = palette entry)."""
+    flat = _palette(seed)
+    return [(flat[i], flat[i + 1], flat[i + 2]) for i in range(0, 768, 3)]
+
+
+def seed_colour(seed: int) -> tuple[int, int, int]:
+    """The main background colour of ``seed``'s cards (used where a single colour is drawn)."""
+    return _seed_colours(seed)[0]
 
 
 def _draw_big_text(canvas: Image.Image, at: tuple[int, int], text: str, colour: int, max_width: int) -> None:
@@ -332,5 +392,6 @@ def render_placeholder(
     """
     if width < 1 or height < 1:
         raise ValueError(f"image size must be positive, got {width}x{height}")
-    canvas = _draw_card(seed, index, count, width, height, prompt, tuple(inputs)[:2])
-    return _encode_upscaled_png(canvas, width, height)
+    caption = f"{width}x{height} - image {index + 1}/{count}"
+    card = draw_card(seed, width, height, caption, (prompt,), tuple(inputs)[:2])
+    return _encode_upscaled_png(card.canvas, width, height)
