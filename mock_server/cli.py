@@ -173,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     env = commands.add_parser("env", help="print the export lines for a server started with the same flags")
     _add_server_flags(env)
     env.set_defaults(func=cmd_env)
+    from mock_server import cli_catalog
+
+    cli_catalog.add_parser(commands)  # fal-mock catalog list|search|show|import (docs/catalog.md)
     args = parser.parse_args(argv)
     return args.func(args)
 
