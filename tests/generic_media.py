@@ -65,6 +65,8 @@ def files_in(value: Any) -> list[dict[str, Any]]:
     if isinstance(value, dict):
         if isinstance(value.get("url"), str):
             found.append(value)
+        elif isinstance(value.get("content"), str) and "content_type" in value:  # a realtime RawImage
+            found.append({**value, "url": f"data:{value['content_type']};base64,{value['content']}"})
         else:
             for item in value.values():
                 found += files_in(item)

@@ -6,6 +6,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+# Largest side drawn (a schema that allows 14142 px, flux's, must not make the mock allocate
+# gigabytes): the video renderer's, 4K UHD's 3840, for images too (chosen).
+from mock_server.endpoints.fal_app.media.facts import MAX_SIDE
+
 __all__ = ["IMAGE_SIZE_PRESETS", "output_size"]
 
 #: Preset -> (width, height); fal SDK ``toolkit/image/image.py`` ``IMAGE_SIZE_PRESETS`` (WAN25.md §2).
@@ -20,13 +24,10 @@ IMAGE_SIZE_PRESETS: dict[str, tuple[int, int]] = {
 
 #: ``resolution`` values fal's video and image apps take (their schemas' enums: "480p", "720p",
 #: "1080p", "1K", "2K", "4K"), as the short side (``p``) or the long side (``K``) in pixels.
-#: The K sides are chosen (1K = 1024, as fal's image apps describe "1K" outputs).
+#: The K sides are chosen (1K = 1024, as fal's image apps describe "1K" outputs; 4K = 3840, UHD).
 _P = re.compile(r"^(\d{3,4})p$", re.IGNORECASE)
-_K = {"1k": 1024, "2k": 2048, "4k": 4096}
+_K = {"1k": 1024, "2k": 2048, "4k": MAX_SIDE}
 _RATIO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*[:x/]\s*(\d+(?:\.\d+)?)\s*$")
-#: Largest side drawn: a schema that allows 14142 px (flux) must not make the mock allocate
-#: gigabytes; chosen.
-MAX_SIDE = 4096
 
 
 def _even(value: float, multiple: int) -> int:
@@ -50,7 +51,7 @@ def output_size(params: Mapping[str, Any], default: tuple[int, int], multiple: i
     Tried in order: ``image_size`` (preset name or ``{width, height}``); ``width`` and
     ``height``; ``aspect_ratio`` ("16:9") and/or ``resolution`` ("720p", "2K"), the missing
     one taken from ``default``; then ``default``.  Sides are clamped to [16, MAX_SIDE] and
-    rounded to ``multiple`` (images: 2, videos: 16 as encoders like them).
+    rounded to an even ``multiple`` (H.264 in yuv420p needs even sides).
     """
     size = params.get("image_size")
     width = height = None

@@ -16,6 +16,8 @@ import base64
 import functools
 import io
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -92,6 +94,38 @@ def render_image(fmt: str, **card: Any) -> bytes:
     return out.getvalue()
 
 
+#: Bytes of recent videos kept by :func:`_memo_mp4`.
+VIDEO_MEMO_BYTES = 32 * 1024 * 1024
+_video_memo: OrderedDict[tuple, bytes] = OrderedDict()
+_video_memo_size = 0
+_video_memo_lock = threading.Lock()
+
+
+def _memo_mp4(width: int, height: int, fps: float, duration: float, seed: int, lines: tuple[str, ...]) -> bytes:
+    """:func:`render_mp4`, keeping recent videos up to :data:`VIDEO_MEMO_BYTES`: an encode costs
+    up to seconds, and test suites ask for the same video again and again (the same input and
+    seed, often through several endpoints of one family).  Written here because
+    ``functools.lru_cache`` bounds entries, not bytes."""
+    global _video_memo_size
+    key = (width, height, fps, duration, seed, lines)
+    with _video_memo_lock:
+        data = _video_memo.get(key)
+        if data is not None:
+            _video_memo.move_to_end(key)
+            return data
+    from mock_server.endpoints.fal_app import media
+
+    data = media.render_mp4(width, height, fps, duration, seed, lines)
+    with _video_memo_lock:
+        if key not in _video_memo and len(data) <= VIDEO_MEMO_BYTES:
+            _video_memo[key] = data
+            _video_memo_size += len(data)
+            while _video_memo_size > VIDEO_MEMO_BYTES:
+                _, old = _video_memo.popitem(last=False)
+                _video_memo_size -= len(old)
+    return data
+
+
 def _register(env: EndpointEnv, name: str, recipe: Callable[[], bytes], content_type: str, sync: bool) -> tuple[str, bytes]:
     data = recipe()
     if sync:  # fal answers sync_mode media as data URIs, not stored (fal docs, "sync_mode")
@@ -117,7 +151,7 @@ def render_file(kind: str, key: str, spec: dict[str, Any], env: EndpointEnv, syn
 
     if kind == "video":
         facts = media.video_facts(spec["width"], spec["height"], spec["fps"], spec["duration"])
-        recipe = functools.partial(media.render_mp4, facts.width, facts.height, spec["fps"], spec["duration"],
+        recipe = functools.partial(_memo_mp4, facts.width, facts.height, spec["fps"], spec["duration"],
                                    spec["seed"], tuple(spec.get("lines", ())))
         ext = "mp4"
     elif kind == "audio":

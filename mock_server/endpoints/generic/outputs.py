@@ -29,7 +29,7 @@ from typing import Any
 from mock_server.core.endpoint import EndpointEnv
 from mock_server.endpoints.fal_app.sizes import output_size
 from mock_server.endpoints.generic.files import IMAGE_FORMATS, file_kind, render_file
-from mock_server.endpoints.generic.sample import sample_value
+from mock_server.endpoints.generic.sample import sample_object, sample_value
 from mock_server.endpoints.generic.schema_model import resolve
 
 __all__ = ["OutputBuilder", "media_plan"]
@@ -89,18 +89,23 @@ def media_plan(params: dict[str, Any], endpoint_id: str, seed: int) -> MediaPlan
         image_count=count if isinstance(count, int) and not isinstance(count, bool) and 1 <= count <= 16 else 1,
         image_size=output_size(params, _DEFAULT_IMAGE),
         image_format=fmt if isinstance(fmt, str) and fmt in IMAGE_FORMATS else "png",
-        video_size=output_size(params, _DEFAULT_VIDEO, 16),
+        video_size=output_size(params, _DEFAULT_VIDEO),
         fps=float(fps),
         video_seconds=min(VIDEO_MAX_SECONDS, video_seconds),
         audio_seconds=min(VIDEO_MAX_SECONDS, audio_seconds),
         prompt=prompt,
-        lines=(prompt[:200], endpoint_id, f"seed {seed}"),
+        # what the frames show; not the endpoint id, so equal asks of different endpoints draw
+        # equal videos (the encode memo in generic/files.py then serves them once)
+        lines=(prompt[:200], f"seed {seed}"),
     )
 
 
 def _is_file(schema: dict[str, Any]) -> bool:
-    url = (schema.get("properties") or {}).get("url")
-    return isinstance(url, dict)
+    """A file object: a ``url`` (File, Image, VideoFile...), or raw ``content`` with its size
+    (the realtime endpoints' ``RawImage {content, content_type, width, height}``)."""
+    properties = schema.get("properties") or {}
+    return isinstance(properties.get("url"), dict) or (
+        isinstance(properties.get("content"), dict) and ("width" in properties or "content_type" in properties))
 
 
 class OutputBuilder:
@@ -125,7 +130,7 @@ class OutputBuilder:
         _, root = resolve(self.schema, self.defs)
         body = self._object(root, "", top=True)
         # one has_nsfw_concepts entry per image, whichever field came first in the schema
-        if isinstance(body.get("has_nsfw_concepts"), list):
+        if isinstance(body.get("has_nsfw_concepts"), list) and self.images:
             body["has_nsfw_concepts"] = [False] * self.images
         if isinstance(body.get("seeds"), list) and self.images:
             body["seeds"] = [self.seed + i for i in range(self.images)]
@@ -171,12 +176,13 @@ class OutputBuilder:
         if top:
             if lowered == "seed" and self._accepts_int(plain):
                 return self.seed
-            if lowered == "seeds":
+            if lowered == "seeds" and plain.get("type") == "array":
                 return [self.seed]
-            if lowered == "has_nsfw_concepts":
-                return [False]
+            if lowered == "has_nsfw_concepts" and plain.get("type") in ("array", "boolean"):
+                return [False] if plain.get("type") == "array" else False
             if lowered == "timings" and plain.get("type") in ("object", None):
-                return {"inference": 0.5}
+                timings = {"inference": 0.5} if "inference" in (plain.get("properties") or {"inference": 0}) else {}
+                return {**sample_object(plain, self.defs), **timings}
             if lowered in _PROMPT_ECHOES and plain.get("type") == "string":
                 return self.plan.prompt or sample_value(plain, self.defs, name)
         if plain.get("type") == "string" and _TEXT_NAMES.match(lowered) and "enum" not in plain:
@@ -224,14 +230,17 @@ class OutputBuilder:
             spec = {"duration": plan.audio_seconds, "seed": self.seed + index}
         else:
             spec = {"seed": self.seed + index, "label": plan.prompt[:80] or self.endpoint_id}
-        rendered = render_file(kind, key, spec, self.env, self.sync)
+        properties = schema.get("properties") or {}
+        raw = "url" not in properties  # raw content: the bytes themselves, base64 in JSON
+        rendered = render_file(kind, key, spec, self.env, self.sync or raw)
         self.files += 1
         out: dict[str, Any] = {}
-        properties = schema.get("properties") or {}
         required = set(schema.get("required") or ())
         for prop, prop_spec in properties.items():
             if prop == "url":
                 out[prop] = rendered.url
+            elif prop == "content" and raw:
+                out[prop] = rendered.url.split(",", 1)[1]
             elif prop in rendered.facts:
                 out[prop] = rendered.facts[prop]
             elif prop in required:
