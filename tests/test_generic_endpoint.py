@@ -189,3 +189,32 @@ def test_the_endpoints_flag_reaches_the_settings():
     assert cli.settings_from(parser.parse_args([])).endpoints == ()
     given = parser.parse_args(["--endpoints", "fal-ai/flux/dev, /fal-ai/kling-video/v2/master/text-to-video/,"])
     assert cli.settings_from(given).endpoints == ("fal-ai/flux/dev", "fal-ai/kling-video/v2/master/text-to-video")
+
+
+# -- fal's schema path ---------------------------------------------------------------------
+
+def test_the_schema_path_answers_each_endpoints_openapi_document_without_a_key(tmp_path):
+    mock = FalMock(Settings(profile="instant", state_dir=tmp_path))  # the real, bundled catalogue
+    server = BackgroundServer(mock).start()
+    try:
+        client = httpx.Client(base_url=server.url, timeout=30)  # no Authorization header
+        path = "/api/openapi/queue/openapi.json"
+        flux = client.get(path, params={"endpoint_id": "fal-ai/flux/dev"})
+        assert flux.status_code == 200 and flux.headers["content-type"] == "application/json"
+        document = flux.json()
+        assert document["openapi"].startswith("3.") and "/fal-ai/flux/dev" in document["paths"]
+        assert document == mock.catalog.openapi("fal-ai/flux/dev")
+        wan = client.get(path, params={"endpoint_id": "fal-ai/wan-25-preview/image-to-image"}).json()
+        assert wan == mock.endpoint("fal-ai/wan-25-preview/image-to-image").openapi()  # Wan's own module
+        unknown = client.get(path, params={"endpoint_id": "fal-ai/not-a-model"})
+        assert (unknown.status_code, unknown.json()) == (404, {"detail": "Not Found"})
+        assert client.get(path).status_code == 400
+    finally:
+        server.stop()
+
+
+def test_the_schema_path_answers_only_the_endpoints_a_server_serves(serve):
+    server, client = serve(endpoints=("fal-ai/flux/dev",))
+    path = "/api/openapi/queue/openapi.json"
+    assert client.get(path, params={"endpoint_id": "fal-ai/flux/dev"}).status_code == 200
+    assert client.get(path, params={"endpoint_id": "fal-ai/any-llm"}).status_code == 404
