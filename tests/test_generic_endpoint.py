@@ -5,6 +5,7 @@ paths).  The entries are small fal-shaped schemas (tests/generic_catalog.py)."""
 from __future__ import annotations
 
 import dataclasses
+from urllib.parse import urlsplit
 
 import httpx
 import jsonschema
@@ -218,3 +219,34 @@ def test_the_schema_path_answers_only_the_endpoints_a_server_serves(serve):
     path = "/api/openapi/queue/openapi.json"
     assert client.get(path, params={"endpoint_id": "fal-ai/flux/dev"}).status_code == 200
     assert client.get(path, params={"endpoint_id": "fal-ai/any-llm"}).status_code == 404
+
+
+def test_a_catalogued_endpoints_requests_and_files_survive_a_restart(tmp_path):
+    def started() -> tuple[FalMock, BackgroundServer, httpx.Client]:
+        mock = FalMock(Settings(profile="instant", persist=True, state_dir=tmp_path), catalog=SmallCatalog(CATALOG))
+        server = BackgroundServer(mock).start()
+        return mock, server, httpx.Client(base_url=server.url, headers=KEY, timeout=60)
+
+    mock, server, client = started()
+    try:
+        submitted = client.post("/queue/fal-ai/kling-video/v2/master/text-to-video", json={"prompt": "a boat"}).json()
+        image = client.post("/queue/fal-ai/flux/dev", json={"prompt": "a cat"}).json()  # no seed: drawn at submit
+        results = {rid: client.get(url).json() for rid, url in ((submitted["request_id"], submitted["response_url"]),
+                                                                  (image["request_id"], image["response_url"]))}
+    finally:
+        server.stop()
+        mock.close()
+    mock, server, client = started()
+    try:
+        for rid, before in results.items():
+            app = "fal-ai/kling-video" if "video" in before else "fal-ai/flux"
+            after = client.get(f"/queue/{app}/requests/{rid}")
+            assert after.status_code == 200 and after.json() == before
+        mock.files.clear()  # dropped from memory: drawn again from the kept request, the same bytes
+        video = results[submitted["request_id"]]["video"]
+        for described in (video, results[image["request_id"]]["images"][0]):
+            path = urlsplit(described["url"]).path  # the old server's port is gone: the same path here
+            assert len(client.get(path).content) == described["file_size"]
+    finally:
+        server.stop()
+        mock.close()

@@ -2,8 +2,9 @@
 (drawn, registered in the FileStore as a re-renderable recipe, described in fal's fields).
 
 Kind (issue 16: fal's typing is inconsistent, ``video`` is a plain ``File`` in most video
-endpoints): a field's name decides first, then the content type its schema names (default or
-example), then the type's name, then the endpoint's ``output_kind``.
+endpoints): the field's name, its type's name and its description, by the catalogue's rules
+(``mock_server.endpoints.catalog._kinds.field_kind``); then the content type its schema names
+(default or example); then the endpoint's ``output_kind``.
 
 Images use the placeholder card of :mod:`mock_server.endpoints.fal_app.rendering`, re-encoded
 to the asked ``output_format``; video, audio and 3D use :mod:`mock_server.endpoints.fal_app.media`.
@@ -15,7 +16,6 @@ from __future__ import annotations
 import base64
 import functools
 import io
-import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -28,15 +28,7 @@ __all__ = ["MEDIA_KINDS", "Rendered", "file_kind", "render_file"]
 
 MEDIA_KINDS = ("image", "video", "audio", "3d")
 
-_NAME_KINDS = (  # checked in order over the field's name (and its parent's, for model_urls.glb)
-    ("3d", re.compile(r"glb|fbx|usdz|(^|_)obj($|_)|mesh|model_urls|model_file|(^|_)3d($|_)|gaussian|splat|(^|_)ply($|_)")),
-    ("video", re.compile(r"video")),
-    ("audio", re.compile(r"audio|speech|music|song|voice|(^|_)wav($|_)|(^|_)mp3($|_)|sound")),
-    ("image", re.compile(r"image|mask|(^|_)img|picture|texture|frame($|s$)|thumbnail|depth|sprite")),
-)
 _CONTENT_KINDS = (("image/", "image"), ("video/", "video"), ("audio/", "audio"), ("model/", "3d"))
-_TYPE_KINDS = (("3d", re.compile(r"3d|mesh|glb", re.I)), ("video", re.compile(r"video", re.I)),
-               ("audio", re.compile(r"audio|speech", re.I)), ("image", re.compile(r"image", re.I)))
 
 #: output_format value -> (Pillow format, content type, extension); fal's image apps offer
 #: jpeg/png/webp (their schemas' ``output_format`` enums). The ``.jpg`` extension is chosen.
@@ -56,18 +48,20 @@ def _content_type_hint(schema: dict[str, Any]) -> str:
 
 def file_kind(name: str, schema: dict[str, Any], type_name: str | None, output_kind: str) -> str:
     """The media kind of a file field (see the module doc); never None: a file of unknown
-    content is drawn as the endpoint's own kind, else as an image."""
-    lowered = name.lower()
-    for kind, pattern in _NAME_KINDS:
-        if pattern.search(lowered):
-            return kind
+    content is drawn as the endpoint's own kind, else as an image.
+
+    The name and type rules are the catalogue's (``field_kind``, one home for them); a file
+    object written inline, without a type name, is asked about as a ``File``."""
+    from mock_server.endpoints.catalog._kinds import field_kind
+
+    ref = type_name or "File"
+    kind = field_kind(name, {"$ref": f"#/$defs/{ref}", "description": schema.get("description", "")}, {ref: schema})
+    if kind in MEDIA_KINDS:
+        return kind
     hint = _content_type_hint(schema)
-    for prefix, kind in _CONTENT_KINDS:
+    for prefix, found in _CONTENT_KINDS:
         if hint.startswith(prefix):
-            return kind
-    for kind, pattern in _TYPE_KINDS:
-        if type_name and pattern.search(type_name):
-            return kind
+            return found
     return output_kind if output_kind in MEDIA_KINDS else "image"
 
 

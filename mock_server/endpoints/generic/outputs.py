@@ -149,13 +149,11 @@ class OutputBuilder:
 
     def _field(self, name: str, spec: Any, required: bool, path: str, top: bool, parent: str) -> Any:
         type_name, plain = resolve(spec, self.defs)
-        nullable = False
-        for key in ("anyOf", "oneOf"):
+        for key in ("anyOf", "oneOf"):  # a nullable field: its first non-null member
             options = plain.get(key)
             if isinstance(options, list) and options:
                 members = [resolve(o, self.defs) for o in options]
                 usable = [m for m in members if m[1].get("type") != "null"]
-                nullable = len(usable) < len(members)
                 if usable:
                     type_name, plain = usable[0]
         lowered = name.lower()
