@@ -250,3 +250,13 @@ def test_a_catalogued_endpoints_requests_and_files_survive_a_restart(tmp_path):
     finally:
         server.stop()
         mock.close()
+
+
+def test_the_dashboard_lists_and_shows_requests_of_catalogued_endpoints(serve):
+    _, client = serve()
+    submitted = client.post("/queue/fal-ai/kling-video/v2/master/text-to-video", json={"prompt": "a boat"}).json()
+    assert client.get(submitted["response_url"]).status_code == 200
+    rows = client.get("/_mock/ui/rows")
+    assert rows.status_code == 200 and "fal-ai/kling-video/v2/master/text-to-video" in rows.text
+    detail = client.get(f"/_mock/ui/requests/{submitted['request_id']}")
+    assert detail.status_code == 200 and "a boat" in detail.text
