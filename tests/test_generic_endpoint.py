@@ -4,12 +4,15 @@ decodable media, and the emulator's wiring (lazy catalogue, fal's 404, ``--endpo
 paths).  The entries are small fal-shaped schemas (tests/generic_catalog.py)."""
 from __future__ import annotations
 
+import base64
 import dataclasses
+import io
 from urllib.parse import urlsplit
 
 import httpx
 import jsonschema
 import pytest
+from PIL import Image
 
 from generic_catalog import ENTRIES, FLUX_DEV_INPUT, FLUX_DEV_OUTPUT, Entry, SmallCatalog
 from generic_media import check_file, file_bytes, files_in
@@ -27,8 +30,14 @@ ULTRA_INPUT = {**FLUX_DEV_INPUT, "properties": {
     "output_format": {"type": "string", "enum": ["jpeg", "png"], "default": "jpeg"},
     "sync_mode": {"type": "boolean", "default": False},
 }}
-CATALOG = {**ENTRIES, "fal-ai/flux-pro/v1.1-ultra": Entry("fal-ai/flux-pro/v1.1-ultra", "text-to-image", "image",
-                                                          ULTRA_INPUT, FLUX_DEV_OUTPUT)}
+REMBG_INPUT = {"type": "object", "title": "RemoveBackgroundInput", "properties": {"image_url": {"type": "string"}},
+               "required": ["image_url"]}
+REMBG_OUTPUT = {"type": "object", "title": "Output", "properties": {"image": FLUX_DEV_OUTPUT["$defs"]["Image"]},
+                "required": ["image"]}
+CATALOG = {**ENTRIES,
+           "fal-ai/flux-pro/v1.1-ultra": Entry("fal-ai/flux-pro/v1.1-ultra", "text-to-image", "image",
+                                               ULTRA_INPUT, FLUX_DEV_OUTPUT),
+           "fal-ai/imageutils/rembg": Entry("fal-ai/imageutils/rembg", "image-to-image", "image", REMBG_INPUT, REMBG_OUTPUT)}
 
 
 @pytest.fixture
@@ -118,6 +127,20 @@ def test_aspect_ratio_sets_the_size_and_sync_mode_answers_data_uris(serve):
     image = output["images"][0]
     assert image["url"].startswith("data:image/jpeg;base64,")
     assert image["width"] / image["height"] == pytest.approx(21 / 9, rel=0.01)
+
+
+def test_without_size_inputs_an_image_output_takes_the_input_images_size(serve):
+    _, client = serve()
+    picture = io.BytesIO()
+    Image.new("RGB", (300, 200), "teal").save(picture, "PNG")
+    data_uri = "data:image/png;base64," + base64.b64encode(picture.getvalue()).decode()
+    output = _checked(client, "fal-ai/imageutils/rembg", {"image_url": data_uri})
+    assert (output["image"]["width"], output["image"]["height"]) == (300, 200)
+    earlier = _checked(client, "fal-ai/flux/dev", {"prompt": "a", "image_size": {"width": 96, "height": 160}})
+    again = _checked(client, "fal-ai/imageutils/rembg", {"image_url": earlier["images"][0]["url"]})  # the mock's own file
+    assert (again["image"]["width"], again["image"]["height"]) == (96, 160)
+    remote = _checked(client, "fal-ai/imageutils/rembg", {"image_url": "https://example.com/a.png"})  # not fetched
+    assert (remote["image"]["width"], remote["image"]["height"]) == (1024, 1024)
 
 
 def test_video_audio_3d_and_text_outputs_are_served_and_decode(serve):

@@ -112,11 +112,14 @@ class GenericEndpoint(Endpoint):
 
     async def produce(self, params: Any, request_id: str, env: EndpointEnv) -> Answer:
         """The output body built from the output schema (files drawn off the event loop)."""
+        from mock_server.endpoints.generic.inputs import input_image_size, input_image_url
         from mock_server.endpoints.generic.outputs import OutputBuilder
 
         entry = self.entry
+        url = input_image_url(params)
+        source_size = await input_image_size(url, env) if url is not None else None
         builder = OutputBuilder(entry.endpoint_id, entry.output_kind, entry.output_schema, params,
-                                request_id, self.seed_of(params, request_id), env)
+                                request_id, self.seed_of(params, request_id), env, source_size)
         body = await asyncio.to_thread(builder.build)
         # fal meters successful answers in x-fal-billable-units (recorded on fal.run 200s: "1");
         # one unit per image for image outputs, else one (chosen)

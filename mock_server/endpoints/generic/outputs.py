@@ -10,9 +10,10 @@ Rules chosen here (fal's apps differ; these are the mock's, not fal's):
 
 - images: ``num_images`` of them (bounded by the array's ``minItems``/``maxItems``), image *i*
   with seed ``seed + i``; size from ``image_size`` / ``width``+``height`` / ``aspect_ratio`` +
-  ``resolution`` (:func:`~mock_server.endpoints.fal_app.sizes.output_size`), else 1024x1024;
+  ``resolution`` (:func:`~mock_server.endpoints.fal_app.sizes.output_size`), else the input
+  image's size when the mock holds that image (:mod:`.inputs`), else 1024x1024;
   format from ``output_format``, else PNG;
-- video: size as images (default 1280x720, 16:9 720p), ``fps``/``frames_per_second`` else 24,
+- video: size as images (else the input image's, else 1280x720, 16:9 720p), ``fps``/``frames_per_second`` else 24,
   length from ``duration`` ("5", "8s", 5.0) or ``num_frames``, else 5 s (at most 30 s drawn);
 - audio: length from ``duration``, else from the text to speak (15 characters a second,
   1..30 s), else 5 s; a 44.1 kHz mono WAV;
@@ -73,8 +74,10 @@ class MediaPlan:
     lines: tuple[str, ...] = field(default=())
 
 
-def media_plan(params: dict[str, Any], endpoint_id: str, seed: int) -> MediaPlan:
-    """The sizes, lengths and formats of a request's files (rules in the module doc)."""
+def media_plan(params: dict[str, Any], endpoint_id: str, seed: int,
+               source_size: tuple[int, int] | None = None) -> MediaPlan:
+    """The sizes, lengths and formats of a request's files (rules in the module doc);
+    ``source_size`` is the input image's, the default size when the input states none."""
     count = params.get("num_images")
     fmt = params.get("output_format")
     fps = next((v for v in (params.get("fps"), params.get("frames_per_second"))
@@ -87,9 +90,9 @@ def media_plan(params: dict[str, Any], endpoint_id: str, seed: int) -> MediaPlan
     prompt = params.get("prompt") if isinstance(params.get("prompt"), str) else text
     return MediaPlan(
         image_count=count if isinstance(count, int) and not isinstance(count, bool) and 1 <= count <= 16 else 1,
-        image_size=output_size(params, _DEFAULT_IMAGE),
+        image_size=output_size(params, source_size or _DEFAULT_IMAGE),
         image_format=fmt if isinstance(fmt, str) and fmt in IMAGE_FORMATS else "png",
-        video_size=output_size(params, _DEFAULT_VIDEO),
+        video_size=output_size(params, source_size or _DEFAULT_VIDEO),
         fps=float(fps),
         video_seconds=min(VIDEO_MAX_SECONDS, video_seconds),
         audio_seconds=min(VIDEO_MAX_SECONDS, audio_seconds),
@@ -112,7 +115,7 @@ class OutputBuilder:
     """Builds one request's output body (call :meth:`build` off the event loop: it renders)."""
 
     def __init__(self, endpoint_id: str, output_kind: str, schema: dict[str, Any], params: dict[str, Any],
-                 request_id: str, seed: int, env: EndpointEnv) -> None:
+                 request_id: str, seed: int, env: EndpointEnv, source_size: tuple[int, int] | None = None) -> None:
         self.endpoint_id = endpoint_id
         self.output_kind = output_kind
         self.schema = schema
@@ -122,7 +125,7 @@ class OutputBuilder:
         self.seed = seed
         self.env = env
         self.sync = params.get("sync_mode") is True
-        self.plan = media_plan(params, endpoint_id, seed)
+        self.plan = media_plan(params, endpoint_id, seed, source_size)
         self.images = 0  # images drawn so far (seeds and has_nsfw_concepts follow them)
         self.files = 0
 
