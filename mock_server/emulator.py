@@ -133,7 +133,11 @@ class FalMock:
     def _catalogued(self, endpoint_id: str) -> Endpoint | None:
         if len(endpoint_id) > 256:  # no fal id is this long; not worth a look-up
             return None
-        entry = self.catalog.get(endpoint_id)
+        try:
+            entry = self.catalog.get(endpoint_id)
+        except (OSError, ValueError):  # an id no file can be named after, a damaged import: unknown
+            log.warning("catalogue look-up of %r failed", endpoint_id[:120], exc_info=True)
+            return None
         if entry is None:
             return None
         from mock_server.endpoints.generic import GenericEndpoint

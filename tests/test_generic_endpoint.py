@@ -283,3 +283,17 @@ def test_the_dashboard_lists_and_shows_requests_of_catalogued_endpoints(serve):
     assert rows.status_code == 200 and "fal-ai/kling-video/v2/master/text-to-video" in rows.text
     detail = client.get(f"/_mock/ui/requests/{submitted['request_id']}")
     assert detail.status_code == 200 and "a boat" in detail.text
+
+
+def test_ids_no_catalogue_file_can_be_named_after_are_unknown_not_errors(tmp_path):
+    (tmp_path / "catalog").mkdir()  # the folder of imported documents exists: the look-up stats a file there
+    mock = FalMock(Settings(profile="instant", state_dir=tmp_path))  # the real catalogue, imports in tmp_path
+    server = BackgroundServer(mock).start()
+    try:
+        client = httpx.Client(base_url=server.url, headers=KEY, timeout=30)
+        long_id = "fal-ai/" + "/".join(["%"] * 120)  # quoted for a file name: far past 255 bytes
+        for path in (f"/{long_id}", f"/queue/{long_id}"):
+            answer = client.post(path, json={"prompt": "a"})
+            assert answer.status_code == 404, answer.text
+    finally:
+        server.stop()
