@@ -17,6 +17,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 SMOKES = {
     "bench_app.py": (["--n", "2000"], "µs/request"),
     "bench_render.py": (["--smoke"], "5000x5000"),
+    "bench_media.py": (["--smoke"], "video 8 s 1920x1080"),
     "bench_fixture.py": (["--trials", "2", "--polls", "50"], "server start"),
     "bench_queue.py": (["--smoke"], "round trip"),
     "bench_soak.py": (["--smoke"], "RSS"),

@@ -16,6 +16,7 @@ from mock_server.core.paths import DASHBOARD_ROOT
 from mock_server.core.queue import COMPLETED
 from mock_server.features.dashboard.formatting import clock_text, data_uri, json_text, param_text, short
 from mock_server.features.dashboard.images import RASTER_TYPES, Tile, input_tile, output_tiles, own_file
+from mock_server.features.dashboard.media import MediaPreview, StillCache, media_previews, own_media_name
 from mock_server.features.dashboard.rows import (
     STATUS_FILTERS, Row, State, find_row, group_rows, row_caller_key, row_endpoint, row_input_urls, row_outputs, row_params,
     row_state,
@@ -68,6 +69,7 @@ class RowView:
     outputs: list[Tile]
     notes: list[Note]
     calls: str  # "submit, 3× status, result"
+    media: list[MediaPreview] = field(default_factory=list)  # the result's videos, sounds, 3D files
 
 
 @dataclass(slots=True)
@@ -141,6 +143,7 @@ class DashboardView:
     def __init__(self, emulator: "Emulator", deliveries: Deliveries | None = None) -> None:
         self.emulator = emulator
         self._deliveries = deliveries
+        self._stills = StillCache()
 
     def rows(self, keys: set[str] | None = None) -> dict[str, Row]:
         """Rows by key (insertion order = oldest first); only ``keys`` when given."""
@@ -216,6 +219,7 @@ class DashboardView:
                         if first is not None and submitted is not None and first.duration_ms is not None else None)
         inputs, outputs = self._images(row, state, params, host)
         notes, calls = self._notes(row)
+        media = self._media(row, host)
         prompt = params.get("prompt")
         return RowView(
             key=row.key, order=row.order, state=state, endpoint=row_endpoint(row),
@@ -227,8 +231,24 @@ class DashboardView:
             times=[_time_cell("submitted", submitted), _time_cell("started", started, submitted),
                    _time_cell("finished", finished, submitted)],
             cancellable=queued is not None and queued.status != COMPLETED,
-            inputs=inputs, outputs=outputs, notes=notes, calls=calls,
+            inputs=inputs, outputs=outputs, notes=notes, calls=calls, media=media,
         )
+
+    def _media(self, row: Row, host: str) -> list[MediaPreview]:
+        """The result's media besides ``images`` (see :mod:`.media`)."""
+        answer = row.queued.answer if row.queued is not None else None
+        if answer is None or not (200 <= answer.status < 300):
+            return []
+        try:
+            result = orjson.loads(answer.body)
+        except orjson.JSONDecodeError:
+            return []
+        settings, files = self.emulator.settings, self.emulator.files
+        return media_previews(result, lambda url: own_media_name(url, settings=settings, files=files, host=host))
+
+    def video_still(self, name: str) -> bytes | None:
+        """A stored video's first frame as a small JPEG (None when ``name`` is no stored video)."""
+        return self._stills.get(self.emulator.files, name)
 
     # -- the list -----------------------------------------------------------------------
     def list_view(self, query: Mapping[str, str], host: str) -> ListView:

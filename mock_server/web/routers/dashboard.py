@@ -11,6 +11,7 @@
 - ``GET /_mock/ui/input/{key}/{i}``        input image ``i`` of a request when it is a ``data:`` URI
                                            (raster types only; remote URLs are never fetched)
 - ``GET /_mock/ui/static/{name}``          ``dashboard.js`` and ``dashboard.css``
+- ``GET /_mock/ui/poster/{name}``          the first frame of stored video ``name``, a small JPEG
 
 Every route needs the admin token when the server has one.  Any other ``/_mock/...`` path
 answers fal's 404 ``{"detail": "Path ... not found"}`` (a known path with another method,
@@ -140,6 +141,19 @@ async def input_image(key: str, index: str, request: Request,
     ], mime.encode("latin-1"))
 
 
+@router.api_route(UI + "poster/{name}", methods=_READ)
+async def poster(name: str, request: Request, dashboard: Any = Depends(get_dashboard)) -> Response:
+    """A stored video's still: its first frame, decoded and scaled down (the list shows it)."""
+    still = await asyncio.to_thread(dashboard.view.video_still, name)
+    if still is None:
+        return AnswerResponse(fal_errors.path_not_found(request.url.path))
+    return RawResponse(200, still, [
+        (b"x-content-type-options", b"nosniff"),
+        (b"content-security-policy", b"default-src 'none'; sandbox"),
+        (b"cache-control", b"no-store"),
+    ], b"image/jpeg")
+
+
 @router.api_route(UI + "static/{name}", methods=_READ)
 async def static(name: str, request: Request) -> Response:
     from mock_server.features.dashboard import pages
@@ -170,7 +184,7 @@ async def dashboard_other(request: Request) -> Response:
     parts = rest.split("/")
     if parts[0] == "requests" and len(parts) == 3 and parts[2] == "cancel":
         return AnswerResponse(fal_errors.method_not_allowed())  # cancel is a POST
-    known = rest in ("events", "rows") or parts[0] in ("requests", "static", "input")
+    known = rest in ("events", "rows") or parts[0] in ("requests", "static", "input", "poster")
     if request.method not in _READ and known:
         return AnswerResponse(fal_errors.method_not_allowed())
     return AnswerResponse(fal_errors.path_not_found(path))

@@ -29,18 +29,19 @@ from mock_server.endpoints.fal_app.media.facts import (
 )
 
 if TYPE_CHECKING:
-    from mock_server.endpoints.fal_app.media.audio import render_wav
+    from mock_server.endpoints.fal_app.media.audio import render_mp3, render_wav
     from mock_server.endpoints.fal_app.media.model3d import render_glb
     from mock_server.endpoints.fal_app.media.video import render_mp4
 
 __all__ = [
     "MAX_AUDIO_SECONDS", "MAX_SIDE", "MAX_VIDEO_FRAMES", "MediaFacts", "VideoPlan",
-    "audio_facts", "glb_facts", "plan_video", "render_glb", "render_mp4", "render_wav", "video_facts",
+    "audio_facts", "glb_facts", "plan_video", "render_glb", "render_mp3", "render_mp4", "render_wav", "video_facts",
 ]
 
 _RENDERERS = {
     "render_mp4": "mock_server.endpoints.fal_app.media.video",
     "render_wav": "mock_server.endpoints.fal_app.media.audio",
+    "render_mp3": "mock_server.endpoints.fal_app.media.audio",
     "render_glb": "mock_server.endpoints.fal_app.media.model3d",
 }
 

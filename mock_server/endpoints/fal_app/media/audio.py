@@ -1,4 +1,4 @@
-"""Placeholder sounds: a short seed-chosen melody, as WAV (and MP3 through PyAV).
+"""Placeholder sounds: a short seed-chosen melody, as WAV (stdlib ``wave``) or MP3 (PyAV's LAME).
 
 The tone is a triangle wave made with integer arithmetic only (no ``math.sin``, whose last
 bit may differ between C libraries), one note per quarter second from a pentatonic scale the
@@ -6,6 +6,8 @@ seed picks, with a short rest after each note so a listener hears the notes.  On
 each note is computed and repeated, so a minute of sound costs about as much as a second.
 
 The length is exact to the sample: ``facts.sample_count`` (the same numbers the output reports).
+An MP3 carries LAME's gapless header (encoder delay and padding), so decoders (FFmpeg, browsers)
+trim it back to exactly those samples.
 """
 from __future__ import annotations
 
@@ -15,9 +17,12 @@ import sys
 import wave
 from array import array
 
-from mock_server.endpoints.fal_app.media.facts import sample_count
+from mock_server.endpoints.fal_app.media.facts import audio_facts, sample_count
 
-__all__ = ["render_wav"]
+__all__ = ["render_mp3", "render_wav"]
+
+#: Samples per MPEG-1 Layer III frame: what LAME takes at a time.
+_MP3_FRAME = 1152
 
 #: Notes per second, and the part of each note that is sound (the rest is a rest).
 _NOTES_PER_SECOND = 4
@@ -77,4 +82,34 @@ def render_wav(duration: float, seed: int, sample_rate: int = 44100, channels: i
         wav.setsampwidth(2)
         wav.setframerate(int(sample_rate))
         wav.writeframes(mono.tobytes())
+    return out.getvalue()
+
+
+def render_mp3(duration: float, seed: int, sample_rate: int = 44100, channels: int = 1) -> bytes:
+    """The same melody as :func:`render_wav`, as an MP3 (LAME through PyAV, its default bit
+    rate); ``sample_rate`` one of MPEG's (``facts.MP3_SAMPLE_RATES``).  Raises ValueError out of
+    range."""
+    import av  # PyAV (bundled FFmpeg and LAME): loaded on first use
+
+    audio_facts(duration, sample_rate, channels, audio_format="mp3")  # the range checks
+    rate = int(sample_rate)
+    samples = sample_count(duration, rate, channels)
+    mono = _samples(samples, rate, seed)
+    layout = "mono" if channels == 1 else "stereo"
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp3") as container:
+        stream = container.add_stream("libmp3lame", rate=rate)
+        stream.layout = layout
+        stream.format = "s16p"
+        for start in range(0, samples, _MP3_FRAME):
+            chunk = mono[start:start + _MP3_FRAME].tobytes()
+            frame = av.AudioFrame(format="s16p", layout=layout, samples=len(chunk) // 2)
+            for plane in frame.planes:  # planar: the same samples on each channel
+                plane.update(chunk)
+            frame.sample_rate = rate
+            frame.pts = start
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
     return out.getvalue()

@@ -20,7 +20,7 @@ from fractions import Fraction
 from typing import Any
 
 __all__ = [
-    "MAX_SIDE", "MAX_VIDEO_FRAMES", "MAX_AUDIO_SECONDS", "MediaFacts", "VideoPlan",
+    "MAX_SIDE", "MAX_VIDEO_FRAMES", "MAX_AUDIO_SECONDS", "MP3_SAMPLE_RATES", "MediaFacts", "VideoPlan",
     "audio_facts", "glb_facts", "plan_video", "sample_count", "video_facts",
 ]
 
@@ -129,14 +129,27 @@ def sample_count(duration: float, sample_rate: int, channels: int) -> int:
     return max(1, round(Fraction(duration) * int(sample_rate)))
 
 
+#: MPEG audio's sample rates (what an MP3 can hold).
+MP3_SAMPLE_RATES = frozenset((8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000))
+_AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg"}
+
+
 def audio_facts(
-    duration: float, sample_rate: int = 44100, channels: int = 1, file_name: str = "output.wav",
+    duration: float, sample_rate: int = 44100, channels: int = 1, file_name: str | None = None,
+    *, audio_format: str = "wav",
 ) -> MediaFacts:
-    """What :func:`render_wav` gives (a 16-bit PCM WAV: its size is known up front); the
-    duration is exact to the sample."""
+    """What :func:`render_wav` (``audio_format="wav"``, a 16-bit PCM WAV whose size is known up
+    front) or :func:`render_mp3` (``"mp3"``; size from the bytes) gives; the duration is exact
+    to the sample (the MP3's gapless header tells decoders its true length)."""
+    content_type = _AUDIO_TYPES.get(audio_format)
+    if content_type is None:
+        raise ValueError(f"audio format must be one of {sorted(_AUDIO_TYPES)}, got {audio_format!r}")
+    if audio_format == "mp3" and int(sample_rate) not in MP3_SAMPLE_RATES:
+        raise ValueError(f"an MP3's sample_rate must be one of {sorted(MP3_SAMPLE_RATES)}, got {sample_rate}")
     samples = sample_count(duration, sample_rate, channels)
+    size = _WAV_HEADER + samples * channels * _SAMPLE_BYTES if audio_format == "wav" else None
     return MediaFacts(
-        "audio/wav", file_name, file_size=_WAV_HEADER + samples * channels * _SAMPLE_BYTES,
+        content_type, file_name or f"output.{audio_format}", file_size=size,
         duration=samples / int(sample_rate), sample_rate=int(sample_rate), channels=channels,
     )
 

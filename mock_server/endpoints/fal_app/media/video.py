@@ -6,8 +6,8 @@ frame: the time code, the frame number and a progress bar with a marker, so a pl
 motion and a person can see where they are.
 
 Speed (targets: 5 s 720p <= 1 s, 8 s 1080p <= 2 s; ``bench/bench_media.py``): the card is drawn
-once, scaled to the output size and turned into Y/U/V planes once; per frame only the band is
-drawn (on the small canvas), scaled and spliced into the planes, rows at a time.  The planes
+once, scaled to the output size and written into one frame's Y/U/V planes once; per frame only
+the band is drawn (on the small canvas), scaled and spliced into those planes, rows at a time.  The planes
 are built here from the palette (BT.709, limited range) rather than converted by swscale, so
 no CPU-specific conversion path can change a pixel.  x264's ``ultrafast`` preset encodes an
 almost still picture at a few ms per 1080p frame.
@@ -55,17 +55,17 @@ def _yuv_tables(seed: int) -> tuple[bytes, bytes, bytes]:
     return bytes(ys), bytes(us), bytes(vs)
 
 
-def _plane(image: Image.Image, table: bytes, stride: int) -> bytearray:
+def _plane(image: Image.Image, table: bytes, stride: int) -> bytes:
     """``image`` (palette) as one plane of ``stride`` bytes per row, through ``table``."""
     data = image.tobytes().translate(table)
     if stride == image.width:
-        return bytearray(data)
+        return data
     pad = bytes(stride - image.width)
     w = image.width
-    return bytearray(b"".join(data[y * w:(y + 1) * w] + pad for y in range(image.height)))
+    return b"".join(data[y * w:(y + 1) * w] + pad for y in range(image.height))
 
 
-def _splice(plane: bytearray, stride: int, at: tuple[int, int], patch: Image.Image, table: bytes) -> None:
+def _splice(plane: memoryview, stride: int, at: tuple[int, int], patch: Image.Image, table: bytes) -> None:
     """Write ``patch`` (palette) into ``plane`` at ``at`` (pixels), row by row."""
     data = patch.tobytes().translate(table)
     w = patch.width
@@ -117,14 +117,15 @@ def render_mp4(width: int, height: int, fps: float, duration: float, seed: int, 
     import av  # PyAV (bundled FFmpeg): loaded on the first video, not at start-up
 
     plan = plan_video(width, height, fps, duration)
+    if isinstance(lines, str):  # one line given as a string, not its characters as lines
+        lines = (lines,)
     w, h = plan.width, plan.height
     rate = plan.rate
     caption = f"{w}x{h} - {float(rate):g} fps - {plan.duration:g} s - video"
     card = rendering.draw_card(seed, w, h, caption, tuple(lines), band_lines=_BAND_LINES)
     canvas = card.canvas
     tables = _yuv_tables(seed)
-    probe = av.VideoFrame(w, h, "yuv420p")
-    strides = [p.line_size for p in probe.planes]
+    strides = [p.line_size for p in av.VideoFrame(w, h, "yuv420p").planes]
     sizes = [(w, h), (w // 2, h // 2), (w // 2, h // 2)]
     planes = [
         _plane(canvas.resize(size, Image.Resampling.NEAREST), table, stride)
@@ -151,18 +152,22 @@ def render_mp4(width: int, height: int, fps: float, duration: float, seed: int, 
             ctx.color_range = 1  # limited ("tv") range, as the planes are drawn
             ctx.colorspace = ctx.color_primaries = ctx.color_trc = 1  # BT.709
             ctx.options = dict(_X264)
+            # One frame, its planes written once; per frame only the band changes, in place.
+            # Safe: x264 copies the picture when it is handed over (libx264.c, X264_frame),
+            # and PyAV's encode() has taken every packet (so every reference) before it returns.
+            frame = av.VideoFrame(w, h, "yuv420p")
+            views = [memoryview(plane) for plane in frame.planes]
+            for view, data in zip(views, planes):
+                view[:] = data
             for index in range(plan.frames):
                 if band is not None:
                     timeline, (x, y), (bw, bh) = band
                     small = timeline.draw(index)
                     full = small.resize((bw, bh), Image.Resampling.NEAREST)
                     half = small.resize((bw // 2, bh // 2), Image.Resampling.NEAREST)
-                    _splice(planes[0], strides[0], (x, y), full, tables[0])
-                    _splice(planes[1], strides[1], (x // 2, y // 2), half, tables[1])
-                    _splice(planes[2], strides[2], (x // 2, y // 2), half, tables[2])
-                frame = av.VideoFrame(w, h, "yuv420p")
-                for plane, data in zip(frame.planes, planes):
-                    plane.update(data)
+                    _splice(views[0], strides[0], (x, y), full, tables[0])
+                    _splice(views[1], strides[1], (x // 2, y // 2), half, tables[1])
+                    _splice(views[2], strides[2], (x // 2, y // 2), half, tables[2])
                 frame.pts = index
                 for packet in stream.encode(frame):
                     container.mux(packet)
