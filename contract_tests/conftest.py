@@ -58,6 +58,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="mock: an extra flag for fal-mock serve, repeatable (e.g. --mock-arg=--validation=published)")
     group.addoption("--record", action="store_true",
                     help="write scrubbed responses: live -> fixtures/recorded/, mock -> fixtures/mock-shapes/")
+    group.addoption("--endpoint", action="append", default=[], metavar="ENDPOINT_ID",
+                    help="run the free 422 checks derived from the catalogue schema of this endpoint id "
+                         "(repeatable; default: fal-ai/wan-25-preview/image-to-image; docs/catalog.md)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -138,12 +141,12 @@ class Target:
     def live(self) -> bool:
         return self.name == "live"
 
-    def run(self, body: Any) -> tuple[int, Any, dict]:
+    def run(self, body: Any, app: str = APP) -> tuple[int, Any, dict]:
         """``fal_client.run`` on the sync endpoint: (status, JSON body, headers), errors included."""
         import fal_client
 
         try:
-            result = self.client.run(APP, body, timeout=self.run_timeout)
+            result = self.client.run(app, body, timeout=self.run_timeout)
             return 200, result, {}
         except fal_client.client.FalClientHTTPError as exc:
             return exc.status_code, _json(exc.response), dict(exc.response_headers)

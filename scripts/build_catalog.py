@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Regenerate fal-mock's endpoint catalogue: ``mock_server/endpoints/catalog/data/catalog.zip``.
+"""Regenerate fal-mock's endpoint catalogue: ``mock_server/endpoints/catalog/data/``.
 
     python scripts/build_catalog.py            # (re)write the catalogue
-    python scripts/build_catalog.py --check    # exit 1 when the committed file differs
+    python scripts/build_catalog.py --check    # exit 1 when the committed files differ
 
 Inputs, all pinned in the repository (docs/catalog.md):
 
@@ -20,14 +20,12 @@ The output is deterministic: the same inputs give the same bytes.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +34,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from mock_server.endpoints.catalog import entry_from_document  # noqa: E402
-from mock_server.endpoints.catalog._bundle import BUNDLE, FORMAT, INDEX, entry_member, openapi_member  # noqa: E402
+from mock_server.endpoints.catalog._bundle import BLOB, DATA, INDEX, pack  # noqa: E402
 from mock_server.endpoints.catalog._kinds import category, output_kind  # noqa: E402
 from mock_server.endpoints.catalog._openapi import self_contained  # noqa: E402
 
@@ -152,10 +150,13 @@ def shape(node: Any, name: str | None = None) -> Any:
                 node["default"] = value
         if not node["description"]:
             del node["description"]
-    if name is not None and node.get("type") == "number" and _INTEGER_NAMES.match(name):
+    if name is not None and _INTEGER_NAMES.match(name):
         default = node.get("default")
-        if default is None or (isinstance(default, int) and not isinstance(default, bool)):
+        whole = default is None or (isinstance(default, int) and not isinstance(default, bool))
+        if node.get("type") == "number" and whole:
             node["type"] = "integer"
+        elif node.get("type") == "array" and node.get("items") == {"type": "number"}:
+            node["items"] = {"type": "integer"}  # seeds: number[]
     return node
 
 
@@ -212,36 +213,16 @@ def document_entries() -> dict[str, dict[str, Any]]:
     return entries
 
 
-# --------------------------------------------------------------------------- writing the archive
+# --------------------------------------------------------------------------- writing the files
 
 
-def _dump(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, sort_keys=False, separators=(",", ":")).encode()
+def files(entries: dict[str, dict[str, Any]], licences: dict[str, bytes]) -> dict[str, bytes]:
+    """The catalogue folder's files by relative name: same entries, same bytes."""
+    index, blob = pack(entries)
+    return {INDEX: index, BLOB: blob, **{f"LICENSES/{name}": text for name, text in sorted(licences.items())}}
 
 
-def archive(entries: dict[str, dict[str, Any]], licences: dict[str, bytes]) -> bytes:
-    """The catalogue file: same entries, same bytes (fixed member dates, order and level)."""
-    buffer = io.BytesIO()
-
-    def add(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
-        info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-        info.compress_type = zipfile.ZIP_DEFLATED
-        info.external_attr = 0o644 << 16
-        zf.writestr(info, data, compresslevel=9)
-
-    index = {eid: [e["category"], e["output_kind"], e["title"], e["source"]] for eid, e in sorted(entries.items())}
-    with zipfile.ZipFile(buffer, "w") as zf:
-        add(zf, INDEX, _dump({"format": FORMAT, "endpoints": index}))
-        for endpoint_id, entry in sorted(entries.items()):
-            add(zf, entry_member(endpoint_id), _dump({"input_schema": entry["input_schema"], "output_schema": entry["output_schema"]}))
-            if "openapi" in entry:
-                add(zf, openapi_member(endpoint_id), _dump(entry["openapi"]))
-        for name, text in sorted(licences.items()):
-            add(zf, f"LICENSES/{name}", text)
-    return buffer.getvalue()
-
-
-def build() -> bytes:
+def build() -> dict[str, bytes]:
     install_tools()
     version = client_version()
     entries = npm_entries(type_schemas(), version)
@@ -250,24 +231,26 @@ def build() -> bytes:
         "fal-ai-client.txt": (TOOLS / "node_modules" / "@fal-ai" / "client" / "LICENSE").read_bytes(),
         "ComfyUI-Fal-Gateway.txt": (DOCUMENTS / "LICENSE-ComfyUI-Fal-Gateway.txt").read_bytes(),
     }
-    return archive(entries, licences)
+    return files(entries, licences)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="compare with the committed file instead of writing it")
-    parser.add_argument("--out", type=Path, default=BUNDLE, help=f"where to write (default {BUNDLE.relative_to(REPO)})")
+    parser.add_argument("--check", action="store_true", help="compare with the committed files instead of writing them")
+    parser.add_argument("--out", type=Path, default=DATA, help=f"the folder to write (default {DATA.relative_to(REPO)})")
     args = parser.parse_args(argv)
-    data = build()
+    built = build()
     if args.check:
-        same = args.out.is_file() and args.out.read_bytes() == data
-        print(f"{args.out}: {'up to date' if same else 'DIFFERS from a fresh build'}")
-        return 0 if same else 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(data)
-    with zipfile.ZipFile(args.out) as zf:
-        count = len(json.loads(zf.read(INDEX))["endpoints"])
-    print(f"wrote {args.out.relative_to(REPO)}: {count} endpoints, {len(data) // 1024} KiB")
+        stale = [name for name, data in built.items()
+                 if not (args.out / name).is_file() or (args.out / name).read_bytes() != data]
+        print(f"{args.out}: " + ("up to date" if not stale else "DIFFERS from a fresh build: " + ", ".join(stale)))
+        return 1 if stale else 0
+    for name, data in built.items():
+        (args.out / name).parent.mkdir(parents=True, exist_ok=True)
+        (args.out / name).write_bytes(data)
+    count = built[INDEX].count(b"\n") - 2
+    size = sum(len(d) for d in built.values())
+    print(f"wrote {args.out}: {count} endpoints, {size // 1024} KiB")
     return 0
 
 

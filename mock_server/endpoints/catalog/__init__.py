@@ -1,7 +1,7 @@
 """The catalogue of fal endpoints: each id with its input and output JSON Schema, fal's
 category and what it makes.
 
-Bundled data (``data/catalog.zip``, made by ``python scripts/build_catalog.py`` from the pinned
+Bundled data (``data/``, made by ``python scripts/build_catalog.py`` from the pinned
 ``@fal-ai/client`` types and the fal OpenAPI documents in ``scripts/catalog/openapi/``), plus
 the documents imported into the state folder (``fal-mock catalog import``), which win over the
 bundled entry of the same id.  Nothing is read when a ``Catalog`` is made; asking for an id
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mock_server.endpoints.catalog._bundle import BUNDLE, Bundle
+from mock_server.endpoints.catalog._bundle import DATA, Bundle
 from mock_server.endpoints.catalog._imported import ImportedDocuments
 from mock_server.endpoints.catalog._kinds import category as _category
 from mock_server.endpoints.catalog._kinds import output_kind as _output_kind
@@ -58,7 +58,7 @@ def entry_from_document(document: Any, source: str, title: str = "") -> CatalogE
 class Catalog:
     """Bundled entries plus those imported into ``state_dir`` (preferred)."""
 
-    def __init__(self, state_dir: Path | None = None, bundle: Path = BUNDLE) -> None:
+    def __init__(self, state_dir: Path | None = None, bundle: Path = DATA) -> None:
         self._bundle = Bundle(bundle)
         self._imported = ImportedDocuments(state_dir)
         self._cache: dict[str, CatalogEntry] = {}
@@ -90,7 +90,7 @@ class Catalog:
         schemas = self._bundle.schemas(endpoint_id) if row is not None else None
         if row is None or schemas is None:
             return None
-        category, kind, title, source = row
+        category, kind, title, source = row[:4]
         return CatalogEntry(endpoint_id, category, kind, schemas["input_schema"], schemas["output_schema"], source, title)
 
     def summary(self, endpoint_id: str) -> tuple[str, str, str, str] | None:
