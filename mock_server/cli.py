@@ -52,6 +52,8 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--request-head-timeout", type=float, default=10.0, metavar="SECONDS",
                         help="close a connection that sends no complete request head within this time (default 10)")
     parser.add_argument("--journal-size", type=int, default=1000, help="calls kept in the request journal (default 1000)")
+    parser.add_argument("--endpoints", default="", metavar="ID,...",
+                        help="answer only these endpoint ids (others get fal's 404); default: every catalogued endpoint")
     parser.add_argument("--polls", type=int, default=None, metavar="N",
                         help="complete each request on its Nth status call instead of by the clock")
     parser.add_argument("--log-requests", action="store_true",
@@ -94,6 +96,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         polls=args.polls,
         log_requests=args.log_requests,
         **cli_cassette.settings_fields(args),
+        endpoints=tuple(e.strip().strip("/") for e in args.endpoints.split(",") if e.strip().strip("/")),
     )
 
 

@@ -70,6 +70,8 @@ class Settings:
     replay_dir: Path | None = None
     replay_strict: bool = False
     replay_ignore: tuple[str, ...] = ()
+    #: Endpoint ids this server answers (``--endpoints``); empty: every catalogued one (issue 16)
+    endpoints: tuple[str, ...] = ()
 
     def with_(self, **changes: object) -> "Settings":
         return replace(self, **changes)

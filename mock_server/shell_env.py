@@ -29,7 +29,7 @@ def export_lines(
 ) -> list[str]:
     """The lines of spec/CLI.md, in order, without trailing newlines.
 
-    ``FAL_KEY``, ``FAL_RUN_HOST``, ``FAL_QUEUE_RUN_HOST`` and, with ``tls``,
+    ``FAL_KEY``, ``FAL_RUN_HOST``, ``FAL_QUEUE_RUN_HOST``, ``FAL_OPENAPI_HOST`` and, with ``tls``,
     ``SSL_CERT_FILE`` (certifi roots + the mock CA) and ``NODE_EXTRA_CA_CERTS``
     (the mock CA).  Values are shell-quoted only when they need it.
     """
@@ -40,6 +40,9 @@ def export_lines(
         ("FAL_KEY", key),
         ("FAL_RUN_HOST", run_host),
         ("FAL_QUEUE_RUN_HOST", queue_host),
+        # where the newest fal_client fetches an endpoint's OpenAPI document to check arguments
+        # (``https://{FAL_OPENAPI_HOST}/api/openapi/queue/openapi.json?endpoint_id=``, issue 16)
+        ("FAL_OPENAPI_HOST", run_host),
     ]
     if tls is not None:
         pairs.append(("SSL_CERT_FILE", str(tls.bundle)))

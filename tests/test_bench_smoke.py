@@ -24,6 +24,7 @@ SMOKES = {
     "bench_soak.py": (["--smoke"], "RSS"),
     "bench_load.py": (["--smoke"], "lost"),
     "bench_dashboard.py": (["--smoke"], "first paint"),
+    "bench_generic.py": (["--smoke"], "build validator"),
     "bench_catalog.py": (["--smoke"], "| index load (first ids()) |"),
     "run_all.py": (["--smoke"], "| target (issue 8) | met | figure |"),
 }

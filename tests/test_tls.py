@@ -418,6 +418,7 @@ def test_export_lines_plain() -> None:
         "export FAL_KEY=mock-key",
         "export FAL_RUN_HOST=127.0.0.1:8765",
         "export FAL_QUEUE_RUN_HOST=127.0.0.1:8765/queue",
+        "export FAL_OPENAPI_HOST=127.0.0.1:8765",
     ]
 
 
@@ -430,6 +431,7 @@ def test_export_lines_tls_with_space_in_path() -> None:
         "export FAL_KEY=k:secret",
         "export FAL_RUN_HOST=127.0.0.1:8443",
         "export FAL_QUEUE_RUN_HOST=127.0.0.1:8443/queue",
+        "export FAL_OPENAPI_HOST=127.0.0.1:8443",
         "export SSL_CERT_FILE='/home/me/My State/fal-mock/tls/bundle.pem'",
         "export NODE_EXTRA_CA_CERTS='/home/me/My State/fal-mock/tls/ca.pem'",
     ]
@@ -438,8 +440,9 @@ def test_export_lines_tls_with_space_in_path() -> None:
 def test_export_lines_tls_real_files(tls_files: TLSFiles) -> None:
     lines = export_lines("localhost", 8443, key="abc", tls=tls_files, queue_prefix="/q/")
     assert lines[1:3] == ["export FAL_RUN_HOST=localhost:8443", "export FAL_QUEUE_RUN_HOST=localhost:8443/q"]
-    assert lines[3].split("=", 1)[0] == "export SSL_CERT_FILE"
-    assert lines[4].split("=", 1)[0] == "export NODE_EXTRA_CA_CERTS"
+    assert lines[3] == "export FAL_OPENAPI_HOST=localhost:8443"
+    assert lines[4].split("=", 1)[0] == "export SSL_CERT_FILE"
+    assert lines[5].split("=", 1)[0] == "export NODE_EXTRA_CA_CERTS"
 
 
 def test_export_lines_quoting_and_hosts() -> None:
@@ -447,10 +450,12 @@ def test_export_lines_quoting_and_hosts() -> None:
         "export FAL_KEY='it'\"'\"'s $x'",
         "export FAL_RUN_HOST=127.0.0.1:1",
         "export FAL_QUEUE_RUN_HOST=127.0.0.1:1",
+        "export FAL_OPENAPI_HOST=127.0.0.1:1",
     ]
     assert export_lines("::1", 8443, key="k", tls=None)[1:] == [
         "export FAL_RUN_HOST='[::1]:8443'",
         "export FAL_QUEUE_RUN_HOST='[::1]:8443/queue'",
+        "export FAL_OPENAPI_HOST='[::1]:8443'",
     ]
 
 

@@ -23,7 +23,7 @@ from mock_server.web.falhosts import FalHostRoutes
 from mock_server.web.hostguard import HostGuard
 from mock_server.web.journaling import JournalMiddleware
 from mock_server.web.responses import AnswerError, AnswerResponse
-from mock_server.web.routers import control, dashboard, files, proxy, queue, run, storage, webhooks
+from mock_server.web.routers import control, dashboard, files, proxy, queue, run, schemas, storage, webhooks
 
 
 def create_app(emulator: FalMock, *, preloaded: Callable[[], bool] | None = None, lane: bool = True,
@@ -76,7 +76,7 @@ def create_app(emulator: FalMock, *, preloaded: Callable[[], bool] | None = None
                    dashboard.unknown_paths):
         app.include_router(router)
     # fal's hosts: the JS proxy, the queue, then the run host's catch-all, last
-    for router in (proxy.router, queue.router, run.router):
+    for router in (proxy.router, queue.router, schemas.router, run.router):
         app.include_router(router)
     app.add_middleware(queue.QueueHost, emulator=emulator)
     app.add_middleware(FalHostRoutes)  # rest.fal.ai, *.fal.media, fal.ai: their stand-ins (HTTPS proxy mode)

@@ -16,20 +16,13 @@ from typing import Any, Literal
 
 import orjson
 
+from mock_server.endpoints.fal_app.sizes import IMAGE_SIZE_PRESETS  # noqa: F401 - Wan's preset table is fal's
+
 ENDPOINT_ID = "fal-ai/wan-25-preview/image-to-image"
 
 Profile = Literal["documented", "published"]
 PROFILES: tuple[Profile, ...] = ("documented", "published")
 
-#: Preset -> (width, height); fal SDK ``toolkit/image/image.py`` ``IMAGE_SIZE_PRESETS`` (WAN25.md §2).
-IMAGE_SIZE_PRESETS: dict[str, tuple[int, int]] = {
-    "square_hd": (1024, 1024),
-    "square": (512, 512),
-    "portrait_4_3": (768, 1024),
-    "portrait_16_9": (576, 1024),
-    "landscape_4_3": (1024, 768),
-    "landscape_16_9": (1024, 576),
-}
 
 #: Upstream (DashScope) limits the docs quote; the published schema only mentions them in
 #: descriptions (WAN25.md §3.1 "Accepted by the schema", §5).

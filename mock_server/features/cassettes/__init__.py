@@ -71,11 +71,17 @@ def use_cassettes(emulator: Any, shelf: Shelf) -> Callable[[], None]:
     def fallback(endpoint_id: str) -> Endpoint | None:
         return shelf.wrap(endpoint_id, None) if shelf.serves(endpoint_id) else None
 
+    def wrapper(endpoint: Endpoint) -> Endpoint:  # a catalogued endpoint, built on first use
+        return shelf.wrap(endpoint.endpoint_id, endpoint)
+
     emulator.endpoint_fallbacks.append(fallback)
+    emulator.endpoint_wrappers.append(wrapper)
 
     def undo() -> None:
         emulator.endpoint_fallbacks.remove(fallback)
-        emulator.forget_endpoints(lambda e: isinstance(e, CassetteEndpoint) and e.inner is None)
+        emulator.endpoint_wrappers.remove(wrapper)
+        # catalogued endpoints are built again, without cassettes, when next asked for
+        emulator.forget_endpoints(lambda e: isinstance(e, CassetteEndpoint))
         for endpoint in originals:
             emulator.add_endpoint(endpoint)
 
