@@ -20,10 +20,10 @@ MEDIA = b"\x89PNG\r\n\x1a\nrecorded bytes"
 LOGS = ["Loading the model", "Denoising step 10/20", "Denoising step 20/20"]
 
 
-def write_cassette(root) -> cassettes.Cassette:
-    name = input_key(ARGS)
+def write_cassette(root, app: str = APP, args: dict = ARGS) -> cassettes.Cassette:
+    name = input_key(args)
     data = {
-        "endpoint_id": APP, "name": name, "input": ARGS,
+        "endpoint_id": app, "name": name, "input": args,
         "states": [{"status": "IN_QUEUE", "queue_position": 0, "at": 0.0}, {"status": "IN_PROGRESS", "at": 1.0},
                    {"status": "COMPLETED", "at": 5.0}],
         "logs": [{"message": m, "at": float(i)} for i, m in enumerate(LOGS)],
@@ -59,6 +59,22 @@ def test_a_replay_steps_through_the_queue_in_poll_count_mode_with_the_recorded_l
     image = result["images"][0]
     assert httpx.get(image["url"]).content == MEDIA
     assert image["url"].endswith("/" + image["file_name"])
+
+
+def test_a_catalogued_endpoint_built_after_the_cassettes_were_put_in_place_replays_too(fal_mock, tmp_path):
+    """Catalogued endpoints are built on first use: the cassettes must stand in front of them
+    then, and leave with the cassettes (the emulator answers again)."""
+    flux, args = "fal-ai/flux/dev", {"prompt": "recorded prompt", "seed": 3}
+    write_cassette(tmp_path, flux, args)
+    shelf = cassettes.Shelf(cassettes.CassetteDir(tmp_path), on_miss=cassettes.REFUSE,
+                            own_file=cassettes.own_file_finder(fal_mock.mock))
+    undo = fal_mock.server.call(lambda: cassettes.use_cassettes(fal_mock.mock, shelf))
+    try:
+        assert fal_client.subscribe(flux, args)["actual_prompt"] == "from the recording"
+    finally:
+        fal_mock.server.call(undo)
+    emulated = fal_client.subscribe(flux, args)
+    assert "actual_prompt" not in emulated and emulated["seed"] == 3
 
 
 def test_a_frozen_clock_holds_a_replayed_request(replaying):
