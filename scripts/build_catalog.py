@@ -35,7 +35,7 @@ if str(REPO) not in sys.path:
 
 from mock_server.endpoints.catalog import entry_from_document  # noqa: E402
 from mock_server.endpoints.catalog._bundle import BLOB, DATA, INDEX, pack  # noqa: E402
-from mock_server.endpoints.catalog._kinds import category, output_kind  # noqa: E402
+from mock_server.endpoints.catalog.kinds import category, output_kind  # noqa: E402
 from mock_server.endpoints.catalog._openapi import self_contained  # noqa: E402
 
 TOOLS = REPO / "scripts" / "catalog"

@@ -16,8 +16,8 @@ from typing import Any
 
 from mock_server.endpoints.catalog._bundle import DATA, Bundle
 from mock_server.endpoints.catalog._imported import ImportedDocuments
-from mock_server.endpoints.catalog._kinds import category as _category
-from mock_server.endpoints.catalog._kinds import output_kind as _output_kind
+from mock_server.endpoints.catalog.kinds import category as _category
+from mock_server.endpoints.catalog.kinds import output_kind as _output_kind
 from mock_server.endpoints.catalog._openapi import (
     NotAnOpenAPIDocument,
     build_document,

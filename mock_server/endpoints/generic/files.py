@@ -3,7 +3,7 @@
 
 Kind (issue 16: fal's typing is inconsistent, ``video`` is a plain ``File`` in most video
 endpoints): the field's name, its type's name and its description, by the catalogue's rules
-(``mock_server.endpoints.catalog._kinds.field_kind``); then the content type its schema names
+(``mock_server.endpoints.catalog.kinds.field_kind``); then the content type its schema names
 (default or example); then the endpoint's ``output_kind``.
 
 Images use the placeholder card of :mod:`mock_server.endpoints.fal_app.rendering`, re-encoded
@@ -52,7 +52,7 @@ def file_kind(name: str, schema: dict[str, Any], type_name: str | None, output_k
 
     The name and type rules are the catalogue's (``field_kind``, one home for them); a file
     object written inline, without a type name, is asked about as a ``File``."""
-    from mock_server.endpoints.catalog._kinds import field_kind
+    from mock_server.endpoints.catalog.kinds import field_kind
 
     ref = type_name or "File"
     kind = field_kind(name, {"$ref": f"#/$defs/{ref}", "description": schema.get("description", "")}, {ref: schema})
