@@ -69,6 +69,6 @@ def test_a_browser_opens_the_printed_url_and_stays_signed_in():
             [cookie] = page.context.cookies()
             assert (cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (True, "Strict", "/_mock/")
             page.click("button[data-action=reset]")  # a control call from the dashboard's button
-            page.wait_for_selector("#flash:has-text('Mock reset.')")
+            page.wait_for_selector("#flash:has-text('All namespaces reset.')")
         finally:
             browser.close()

@@ -88,6 +88,9 @@ class ListView:
     dropped: int
     page_size: int = PAGE_SIZE
     status_filters: tuple[str, ...] = STATUS_FILTERS
+    namespace: str = ""  # the page's namespace filter ("": every namespace); its buttons act on it
+    namespaces: list[str] = field(default_factory=list)  # every namespace a row is in (the filter's choices)
+    first: str = DASHBOARD_ROOT  # page 1 with the same filters
 
 
 @dataclass(slots=True)
@@ -263,6 +266,7 @@ class DashboardView:
             page = 1
         rows = self.rows()
         endpoints = sorted({ep.endpoint_id for ep in self.emulator.endpoints} | {row_endpoint(r) for r in rows.values()} - {""})
+        namespaces = sorted(({row_namespace(r) for r in rows.values()} | {namespace}) - {""})
         picked: list[tuple[Row, State]] = []
         for row in reversed(rows.values()):  # newest first
             if endpoint and row_endpoint(row) != endpoint:
@@ -289,6 +293,7 @@ class DashboardView:
             status=status, endpoint=endpoint, page=page, pages=pages, total=len(picked), endpoints=endpoints,
             newer=link(page - 1) if page > 1 else None, older=link(page + 1) if page < pages else None,
             clock=self.clock_view(), journal=len(journal), dropped=journal.dropped,
+            namespace=namespace, namespaces=namespaces, first=link(1),
         )
 
     # -- a request -----------------------------------------------------------------------
