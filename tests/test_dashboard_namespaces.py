@@ -89,6 +89,16 @@ def test_on_a_filtered_page_the_buttons_act_on_its_namespace_only(page, server, 
     assert mock.faults.rules == []
 
 
+def test_a_page_filtered_with_star_is_the_unfiltered_page(page, server, mock):
+    alice, bob = submit(mock, "alice"), submit(mock, "bob")
+    open_live(page, server, "/_mock/?namespace=*")
+    expect_text(page, "#scope", "^all namespaces:$")
+    for rid in (alice, bob):
+        page.wait_for_selector(f"#r-{rid}")
+    carol = submit(mock, "carol")
+    page.wait_for_selector(f"#r-{carol}")  # live rows of every namespace arrive
+
+
 def test_choosing_a_namespace_in_the_filter_narrows_the_buttons(page, server, mock):
     submit(mock, "alice"), submit(mock, "bob")
     open_live(page, server)

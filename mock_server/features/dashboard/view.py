@@ -12,6 +12,7 @@ from urllib.parse import urlencode, urlsplit
 
 import orjson
 
+from mock_server.core.namespaces import EVERY
 from mock_server.core.paths import DASHBOARD_ROOT
 from mock_server.core.queue import COMPLETED
 from mock_server.features.dashboard.formatting import clock_text, data_uri, json_text, param_text, short
@@ -257,6 +258,7 @@ class DashboardView:
     def list_view(self, query: Mapping[str, str], host: str) -> ListView:
         """One page of the filtered list (``status``, ``endpoint``, ``namespace``, ``page`` from the query)."""
         namespace = query.get("namespace", "")
+        namespace = "" if namespace == EVERY else namespace  # ``*``: every namespace, as the control API's
         status = query.get("status", "")
         status = status if status in STATUS_FILTERS else ""
         endpoint = query.get("endpoint", "")

@@ -110,7 +110,7 @@
   var filt = tbody && view === "list" ? {
     status: tbody.getAttribute("data-status") || "",
     endpoint: tbody.getAttribute("data-endpoint") || "",
-    namespace: new URLSearchParams(location.search).get("namespace") || "",  // docs/namespaces.md
+    namespace: every ? "" : scope,  // docs/namespaces.md
     page: parseInt(tbody.getAttribute("data-page"), 10) || 1,
     size: parseInt(tbody.getAttribute("data-size"), 10) || 50
   } : null;
