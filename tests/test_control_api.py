@@ -22,7 +22,7 @@ def server():
 def client(server):
     with httpx.Client(base_url=server.url, timeout=10) as client:
         yield client
-        client.post("/_mock/reset")
+        client.post("/_mock/reset?namespace=*")
 
 
 def test_the_control_api_has_its_own_openapi_document_and_swagger_ui(client):

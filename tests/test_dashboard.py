@@ -213,6 +213,8 @@ def test_fail_next_makes_the_next_request_fail_visibly(page, server, mock):
 
     page.select_option("#fail-kind", label="http_error 503")
     page.click("button[data-action=fail]")
+    # the flash still shows the first rule's line: wait for the button's call itself to end
+    page.wait_for_selector("button[data-action=fail]:not([disabled])")
     expect_text(page, "#flash", "next submit call fails")
     with pytest.raises(fal_client.client.FalClientHTTPError):
         submit("answered 503")

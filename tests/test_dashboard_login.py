@@ -45,7 +45,7 @@ def test_the_login_url_sets_a_strict_httponly_cookie_and_drops_the_token():
             assert events.status_code == 200
             assert b"event: hello" in next(events.iter_bytes())
         # ... and the control calls its buttons make (same-site, JSON)
-        assert browser.post("/_mock/reset", json={}).status_code == 200
+        assert browser.post("/_mock/reset?namespace=*", json={}).status_code == 200
         # a cookie of another value, or none, opens nothing
         assert httpx.get(f"{server.url}/_mock/", cookies={name: "0" * 64}).status_code == 401
         assert httpx.get(f"{server.url}/_mock/requests").status_code == 401
@@ -69,6 +69,6 @@ def test_a_browser_opens_the_printed_url_and_stays_signed_in():
             [cookie] = page.context.cookies()
             assert (cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (True, "Strict", "/_mock/")
             page.click("button[data-action=reset]")  # a control call from the dashboard's button
-            page.wait_for_selector("#flash:has-text('Mock reset.')")
+            page.wait_for_selector("#flash:has-text('All namespaces reset.')")
         finally:
             browser.close()

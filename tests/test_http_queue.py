@@ -271,7 +271,7 @@ def test_health_queue_listing_and_reset(serve):
     assert [r["request_id"] for r in listed] == [rid] and listed[0]["status"] == "COMPLETED"
     assert client.get(f"/_mock/queue/{rid}").json()["endpoint_id"] == ENDPOINT_ID
     assert client.get("/_mock/queue/unknown").status_code == 404
-    assert client.post("/_mock/reset").status_code == 200
+    assert client.post("/_mock/reset?namespace=*").status_code == 200
     assert client.get("/_mock/queue").json()["requests"] == []
 
 
@@ -280,5 +280,5 @@ def test_control_calls_from_another_sites_page_are_refused(serve):
     evil = client.post("/_mock/reset", headers={"Origin": "https://evil.example"})
     assert (evil.status_code, evil.json()) == (403, {"detail": "Cross-site requests to the control API are refused"})
     assert client.post("/_mock/clock", json={"freeze": True}, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
-    assert client.post("/_mock/reset", headers={"Origin": server.url}).status_code == 200, "the dashboard's own page"
-    assert client.post("/_mock/reset").status_code == 200, "tools send no Origin"
+    assert client.post("/_mock/reset?namespace=*", headers={"Origin": server.url}).status_code == 200, "the dashboard's own page"
+    assert client.post("/_mock/reset?namespace=*").status_code == 200, "tools send no Origin"

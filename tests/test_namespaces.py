@@ -42,7 +42,7 @@ def server(request):
 def http(server):
     with httpx.Client(base_url=server.url, timeout=10) as client:
         yield client
-        client.post("/_mock/reset")
+        client.post("/_mock/reset?namespace=*")
 
 
 def submit(client: httpx.Client, headers: dict[str, str], body=None) -> str:
@@ -212,6 +212,66 @@ def test_the_control_api_filters_by_namespace_and_scopes_actions(http):
     # an empty namespace is a 400, never "every namespace"
     assert http.post("/_mock/reset?namespace=").status_code == 400
     assert {r["request_id"] for r in http.get("/_mock/queue").json()["requests"]} == {a, c}
+
+
+ACTIONS = [("POST", "/_mock/reset", None), ("POST", "/_mock/faults", {"on": "submit", "status": 503}),
+           ("DELETE", "/_mock/faults", None), ("DELETE", "/_mock/faults/rule-1", None)]
+
+
+@pytest.mark.parametrize("method,path,body", ACTIONS)
+def test_an_action_without_a_namespace_is_a_400_naming_both_ways(http, method, path, body):
+    a = submit(http, key("alice"))
+    http.post("/_mock/faults?namespace=alice", json={"on": "status", "status": 500, "times": None})
+    refused = http.request(method, path, json=body)
+    assert refused.status_code == 400
+    assert refused.json() == {"detail": refused.json()["detail"], "error_type": "bad_request"}
+    detail = refused.json()["detail"]
+    assert "?namespace=NAME" in detail and "?namespace=*" in detail and "GET /_mock/namespaces" in detail
+    # nothing changed
+    assert [r["request_id"] for r in http.get("/_mock/queue").json()["requests"]] == [a]
+    assert len(http.get("/_mock/faults").json()["rules"]) == 1
+
+
+def test_star_acts_on_every_namespace(http):
+    a = submit(http, key("alice"))
+    b = submit(http, key("bob"))
+    # reads: * is every namespace, as no parameter is
+    assert {r["request_id"] for r in http.get("/_mock/queue?namespace=*").json()["requests"]} == {a, b}
+    assert http.get(f"/_mock/queue/{a}?namespace=*").status_code == 200
+    assert {e["namespace"] for e in http.get("/_mock/requests?namespace=*").json()["requests"]} == {"alice", "bob"}
+    # a rule added with * fires on every namespace's calls
+    rule = http.post("/_mock/faults?namespace=*", json={"on": "status", "status": 500, "times": None}).json()
+    assert rule["namespace"] is None
+    own = http.post("/_mock/faults?namespace=alice", json={"on": "result", "status": 502, "times": None}).json()
+    for rid, who in ((a, "alice"), (b, "bob")):
+        assert http.get(f"/queue/{APP}/requests/{rid}/status", headers=key(who)).status_code == 500
+    assert http.get(f"/queue/{APP}/requests/{b}", headers=key("bob")).status_code == 200  # alice's rule only
+    assert {r["id"] for r in http.get("/_mock/faults?namespace=*").json()["rules"]} == {rule["id"], own["id"]}
+    # a namespace removes only its own rules; * removes whoever's
+    assert http.delete(f"/_mock/faults/{rule['id']}?namespace=alice").status_code == 404
+    assert http.delete(f"/_mock/faults/{own['id']}?namespace=*").json() == {"removed": own["id"]}
+    assert http.delete("/_mock/faults?namespace=*").json() == {"rules": []}
+    assert http.get("/_mock/faults").json()["rules"] == []
+    # the clock and the config take * (their reach), as they take no parameter
+    assert http.post("/_mock/clock?namespace=*", json={"freeze": True}).json()["frozen"] is True
+    assert http.get("/_mock/config").json() == http.post("/_mock/config?namespace=*", json={}).json()
+    # reset with *: every namespace's requests, and the clock back to real time
+    assert http.post("/_mock/reset?namespace=*").json() == {"status": "ok", "namespace": "*"}
+    assert http.get("/_mock/queue").json()["requests"] == []
+    assert http.get("/_mock/namespaces").json()["namespaces"] == []
+    assert http.get("/_mock/clock").json()["frozen"] is False
+
+
+def test_a_named_action_acts_on_that_namespace_only(http):
+    a = submit(http, key("alice"))
+    b = submit(http, key("bob"))
+    http.post("/_mock/faults?namespace=bob", json={"on": "status", "status": 500, "times": None})
+    http.post("/_mock/clock?namespace=*", json={"freeze": True})
+    assert http.post("/_mock/reset?namespace=alice").json() == {"status": "ok", "namespace": "alice"}
+    assert [r["request_id"] for r in http.get("/_mock/queue").json()["requests"]] == [b]
+    assert [r["namespace"] for r in http.get("/_mock/faults").json()["rules"]] == ["bob"]
+    assert http.get("/_mock/clock").json()["frozen"] is True, "the clock is the server's: a namespace's reset leaves it"
+    assert http.get(f"/queue/{APP}/requests/{a}/status", headers=key("alice")).status_code == 404
 
 
 def test_the_dashboard_list_filters_by_namespace(http):

@@ -106,7 +106,7 @@ def test_validation_rejections_and_faults_survive(tmp_path: Path) -> None:
     flags = ["--profile", "instant", "--state-dir", str(tmp_path), "--persist"]
     with ServerProcess(flags) as first, client_for(first) as client:
         bad = submit(client, {"prompt": ""})
-        client.post("/_mock/faults", json={"on": "submit", "kind": "runner_error", "error_type": "request_timeout"})
+        client.post("/_mock/faults?namespace=*", json={"on": "submit", "kind": "runner_error", "error_type": "request_timeout"})
         failed = submit(client)
         rejected = client.get(f"/queue/{APP}/requests/{bad}")
         failed_status = wait_completed(client, failed)

@@ -176,13 +176,13 @@ def test_control_api_over_http(fal_mock):
     assert control.post("/_mock/clock", json={"freeze": True}).json()["frozen"] is True
     at = control.get("/_mock/clock").json()["now"]
     assert control.post("/_mock/clock", json={"advance": 30}).json()["now"] == pytest.approx(at + 30)
-    rule = control.post("/_mock/faults", json={"on": "run", "status": 500}).json()
+    rule = control.post("/_mock/faults?namespace=*", json={"on": "run", "status": 500}).json()
     assert rule["fault"]["status"] == 500 and rule["times"] == 1
     assert fal_client.run  # the rule fires on the next run through any client
     assert httpx.post(fal_mock.run_url + APP, json=ARGS, headers={"Authorization": "Key a:b"}).status_code == 500
     assert control.get("/_mock/faults").json()["rules"][0]["fired"] == 1
-    assert control.delete("/_mock/faults").json() == {"rules": []}
-    assert control.post("/_mock/faults", json={"on": "nowhere"}).status_code == 400
+    assert control.delete("/_mock/faults?namespace=*").json() == {"rules": []}
+    assert control.post("/_mock/faults?namespace=*", json={"on": "nowhere"}).status_code == 400
     journal = control.get("/_mock/requests", params={"kind": "run", "body": "0"}).json()
     assert journal["count"] == 1 and journal["requests"][0]["fault"] == "http_error 500"
     assert "body" not in journal["requests"][0]

@@ -93,7 +93,7 @@ def test_an_exhausted_balance_fault_answers_fals_403_at_once(serve, lane):
     """Point 3: ``exhausted_balance`` answers like ``http_error``, with fal's recorded body."""
     _, client = serve(lane=lane)
     rule = {"on": "any", "kind": "exhausted_balance", "times": None}
-    assert client.post("/_mock/faults", json=rule).status_code == 201
+    assert client.post("/_mock/faults?namespace=*", json=rule).status_code == 201
     for answer in (_submit(client), client.post(f"/{ENDPOINT}", json=BODY),
                    client.get(f"/queue/{APP}/requests/0c0c0c0c-0000-4000-8000-000000000000/status")):
         assert (answer.status_code, answer.content) == (403, EXHAUSTED)
@@ -203,7 +203,7 @@ def test_a_status_stream_open_across_a_reset_ends_cleanly(serve):
         lines = stream.iter_lines()
         first = next(line for line in lines if line.startswith("data: "))
         assert '"IN_QUEUE"' in first
-        assert client.post("/_mock/reset").status_code == 200
+        assert client.post("/_mock/reset?namespace=*").status_code == 200
         rest = [line for line in lines if line]
     assert rest == []
 

@@ -237,7 +237,7 @@ def test_an_admin_token_guards_the_control_api_but_not_health_or_files():
         denied = httpx.post(f"{server.url}/_mock/reset")
         assert (denied.status_code, denied.json()) == (401, {"detail": "Admin token required"})
         assert httpx.get(f"{server.url}/_mock/requests", headers={"Authorization": "Bearer wrong"}).status_code == 401
-        assert httpx.post(f"{server.url}/_mock/reset", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert httpx.post(f"{server.url}/_mock/reset?namespace=*", headers={"Authorization": "Bearer s3cret"}).status_code == 200
         assert httpx.get(f"{server.url}/_mock/requests", headers={"X-Fal-Mock-Admin-Token": "s3cret"}).status_code == 200
         assert httpx.get(f"{server.url}/_mock/files/nothing.png").status_code == 404  # open, just not there
 

@@ -380,7 +380,7 @@ def test_reset_forgets_unfinished_uploads_but_keeps_tokens(mock):
     server, client = mock
     access_url, upload_id, auth = multipart_start(server, client)
     assert httpx.put(f"{access_url}/multipart/{upload_id}/1", content=b"a").status_code == 200
-    assert client.post("/_mock/reset").status_code == 200
+    assert client.post("/_mock/reset?namespace=*").status_code == 200
     assert httpx.put(f"{access_url}/multipart/{upload_id}/2", content=b"a").status_code == 404
     assert server.mock.uploads.pending_bytes == 0
     assert httpx.post(f"{server.url}/_mock/cdn/files/upload", content=b"x", headers=auth).status_code == 200

@@ -381,7 +381,7 @@ def test_webhook_fires_at_the_nth_poll_in_poll_count_mode(serve, receiver):
 def test_a_model_error_fault_gives_an_error_webhook(serve, receiver):
     _, client = serve()
     rule = {"on": "submit", "kind": "model_error", "error_type": "content_policy_violation"}
-    assert client.post("/_mock/faults", json=rule).status_code == 201
+    assert client.post("/_mock/faults?namespace=*", json=rule).status_code == 201
     hook = receiver()
     queued = submit(client, hook.url)
     assert hook.wait(1)
@@ -392,7 +392,7 @@ def test_a_model_error_fault_gives_an_error_webhook(serve, receiver):
     assert body["payload"]["detail"][0]["type"] == "content_policy_violation"
 
 
-@pytest.mark.parametrize("route", ["/_mock/webhooks/reset", "/_mock/reset"])
+@pytest.mark.parametrize("route", ["/_mock/webhooks/reset", "/_mock/reset?namespace=*"])
 def test_reset_clears_the_log_switches_and_pending_retries(serve, receiver, route):
     server, client = serve()
     webhooks = server.mock.webhooks

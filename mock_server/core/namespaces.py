@@ -20,6 +20,9 @@ DEFAULT = "default"
 #: The header that chooses a namespace (wins over the key's id).
 HEADER = b"x-fal-mock-namespace"
 MAX_LENGTH = 128
+#: The control API's name for every namespace at once (``?namespace=*``): an action without a
+#: namespace is refused, so acting on everyone's state is always said out loud.
+EVERY = "*"
 _AUTHORIZATION = b"authorization"
 _KEY_IDS_KEPT = 1024
 _key_ids: dict[bytes, str] = {}  # Authorization value -> namespace: a client sends the same one every call

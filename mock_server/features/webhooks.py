@@ -25,7 +25,7 @@ dispatcher holds a watch on the emulator's :class:`~mock_server.core.driver.Queu
 advances the queue on the mock's clock: a webhook fires when its request completes even if
 nobody polls.  (In poll-count mode, ``--polls N``, requests only move on status calls, so the
 webhook fires at the Nth poll.)  Deliveries are asyncio tasks on the server's loop.  A ``model_error``/``runner_error`` fault decides the result, so the webhook
-carries that error.  The mock's reset (``POST /_mock/reset``) also clears the delivery log and
+carries that error.  The mock's whole reset (``POST /_mock/reset?namespace=*``) also clears the delivery log and
 the switches and drops pending retries.
 
 From Python: ``FalMock.webhooks``, a :class:`WebhookDispatcher` (the delivery log, the

@@ -8,6 +8,8 @@ import { ApiError, createFalClient } from "@fal-ai/client";
 import { ENDPOINT, TEST_TIMEOUT_MS, VALID_INPUT, env } from "./support.mjs";
 
 const base = () => env("FAL_MOCK_HARNESS_URL");
+// the calls' namespace: the key's id (docs/namespaces.md); fault rules are set for it alone
+const namespace = () => env("FAL_KEY").split(":")[0];
 const fal = () =>
   createFalClient({
     credentials: env("FAL_KEY"),
@@ -24,7 +26,17 @@ async function control(path, init = {}) {
 }
 
 beforeEach(async () => {
-  await control("/_mock/reset", { method: "POST" });
+  // this server is the suite's own: reset every namespace (?namespace=*), which also sets the
+  // server's clock back to real time (a namespace's reset leaves the shared clock as it is)
+  await control("/_mock/reset?namespace=*", { method: "POST" });
+});
+
+test("an action names its namespace: without one it is refused, saying how", { timeout: TEST_TIMEOUT_MS }, async () => {
+  const refused = await fetch(`${base()}/_mock/reset`, { method: "POST" });
+  assert.equal(refused.status, 400);
+  const { detail } = await refused.json();
+  assert.match(detail, /\?namespace=NAME/);
+  assert.match(detail, /\?namespace=\*/);
 });
 
 test("a frozen clock holds a request in the queue until it is advanced", { timeout: TEST_TIMEOUT_MS }, async () => {
@@ -61,7 +73,7 @@ test("the journal records each call the client made, key redacted", { timeout: T
 
 test("an injected fault reaches the client and is named in the journal", { timeout: TEST_TIMEOUT_MS }, async () => {
   const client = fal();
-  await control("/_mock/faults", {
+  await control(`/_mock/faults?namespace=${namespace()}`, {
     method: "POST",
     body: JSON.stringify({ on: "run", kind: "model_error", error_type: "content_policy_violation" }),
   });
@@ -72,7 +84,7 @@ test("an injected fault reaches the client and is named in the journal", { timeo
     return true;
   });
   // 500: not among the statuses fal-js retries on submit (429, 502, 503, 504; retry.ts)
-  await control("/_mock/faults", { method: "POST", body: JSON.stringify({ on: "submit", status: 500 }) });
+  await control(`/_mock/faults?namespace=${namespace()}`, { method: "POST", body: JSON.stringify({ on: "submit", status: 500 }) });
   await assert.rejects(client.queue.submit(ENDPOINT, { input: VALID_INPUT }), (error) => {
     assert.equal(error.status, 500);
     assert.equal(error.body.error_type, "internal_error");
@@ -80,5 +92,6 @@ test("an injected fault reaches the client and is named in the journal", { timeo
   });
   const faults = (await control("/_mock/requests")).requests.map((entry) => entry.fault);
   assert.deepEqual(faults, ["model_error content_policy_violation", "http_error 500"]);
-  assert.deepEqual((await control("/_mock/faults")).rules.map((rule) => rule.fired), [1, 1]);
+  const rules = (await control(`/_mock/faults?namespace=${namespace()}`)).rules;
+  assert.deepEqual(rules.map((rule) => [rule.namespace, rule.fired]), [[namespace(), 1], [namespace(), 1]]);
 });

@@ -12,6 +12,7 @@ from urllib.parse import urlencode, urlsplit
 
 import orjson
 
+from mock_server.core.namespaces import EVERY
 from mock_server.core.paths import DASHBOARD_ROOT
 from mock_server.core.queue import COMPLETED
 from mock_server.features.dashboard.formatting import clock_text, data_uri, json_text, param_text, short
@@ -88,6 +89,9 @@ class ListView:
     dropped: int
     page_size: int = PAGE_SIZE
     status_filters: tuple[str, ...] = STATUS_FILTERS
+    namespace: str = ""  # the page's namespace filter ("": every namespace); its buttons act on it
+    namespaces: list[str] = field(default_factory=list)  # every namespace a row is in (the filter's choices)
+    first: str = DASHBOARD_ROOT  # page 1 with the same filters
 
 
 @dataclass(slots=True)
@@ -254,6 +258,7 @@ class DashboardView:
     def list_view(self, query: Mapping[str, str], host: str) -> ListView:
         """One page of the filtered list (``status``, ``endpoint``, ``namespace``, ``page`` from the query)."""
         namespace = query.get("namespace", "")
+        namespace = "" if namespace == EVERY else namespace  # ``*``: every namespace, as the control API's
         status = query.get("status", "")
         status = status if status in STATUS_FILTERS else ""
         endpoint = query.get("endpoint", "")
@@ -263,6 +268,7 @@ class DashboardView:
             page = 1
         rows = self.rows()
         endpoints = sorted({ep.endpoint_id for ep in self.emulator.endpoints} | {row_endpoint(r) for r in rows.values()} - {""})
+        namespaces = sorted(({row_namespace(r) for r in rows.values()} | {namespace}) - {""})
         picked: list[tuple[Row, State]] = []
         for row in reversed(rows.values()):  # newest first
             if endpoint and row_endpoint(row) != endpoint:
@@ -289,6 +295,7 @@ class DashboardView:
             status=status, endpoint=endpoint, page=page, pages=pages, total=len(picked), endpoints=endpoints,
             newer=link(page - 1) if page > 1 else None, older=link(page + 1) if page < pages else None,
             clock=self.clock_view(), journal=len(journal), dropped=journal.dropped,
+            namespace=namespace, namespaces=namespaces, first=link(1),
         )
 
     # -- a request -----------------------------------------------------------------------

@@ -5,7 +5,8 @@
                                     status, since; ``body=0`` leaves bodies out); ``dropped`` counts
                                     entries past the cap
 - ``GET  /_mock/queue[/{id}]``      queued requests and their state
-- ``POST /_mock/reset``             forget requests, files, journal, faults; clock back to real time
+- ``POST /_mock/reset``             forget one namespace's requests, uploads, journal, faults
+                                    (``?namespace=*``: everything; clock back to real time)
 - ``GET|POST /_mock/clock``         ``{"freeze": true}``, ``{"unfreeze": true}``, ``{"advance": 5}``
 - ``GET|POST|DELETE /_mock/faults`` list, add (a rule as JSON), clear; ``DELETE /_mock/faults/{id}``
 - ``GET|POST /_mock/config``        profile, speed, workers, validation, polls, auth, keys, allow_fetch
@@ -13,9 +14,11 @@
 - ``GET  /_mock/namespaces``        the namespaces that have requests, journal entries or fault rules
 
 ``?namespace=NAME`` (docs/namespaces.md) narrows requests, queue, faults and reset to one
-namespace; without it reads show every namespace and actions act on the whole server (*chosen*:
-every caller written before namespaces resets that way).  The clock and the config are the
-server's, shared by all namespaces: they refuse a ``?namespace=`` with 400.
+namespace.  Reads without it (or with ``?namespace=*``) show every namespace; actions (reset, add,
+clear or remove fault rules) need one: ``NAME``, or ``*`` for every namespace at once, and
+without it answer 400 (issue 18.3: on a shared server, wiping everyone's state is never the
+default).  The clock and the config are the server's, shared by all namespaces: they refuse a
+``?namespace=`` with 400.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from pydantic import BaseModel, ConfigDict
 
 from mock_server.core import fal_errors
 from mock_server.core.faults import FaultError
-from mock_server.core.namespaces import MAX_LENGTH
+from mock_server.core.namespaces import EVERY, MAX_LENGTH
 from mock_server.emulator import FalMock
 from mock_server.settings import Settings
 from mock_server.web.control import control_router, ok, only
@@ -34,8 +37,12 @@ from mock_server.web.deps import get_emulator, local_caller
 from mock_server.web.responses import AnswerResponse, RawResponse
 
 _STRICT = ConfigDict(strict=True, extra="forbid")
-#: ``?namespace=NAME``: one namespace (docs/namespaces.md); an empty one is a 400, never "all"
+#: ``?namespace=NAME``: one namespace, ``*`` every one (docs/namespaces.md); an empty one is a
+#: 400, never "all"
 Namespace = Annotated[str | None, Query(min_length=1, max_length=MAX_LENGTH)]
+#: What an action without ``?namespace=`` answers (400).
+NAMESPACE_NEEDED = (f"This action needs a namespace: name one with ?namespace=NAME (GET /_mock/namespaces "
+                    f"lists them), or act on every namespace with ?namespace={EVERY}")
 
 
 class ClockChange(BaseModel):
@@ -133,10 +140,22 @@ only(_open, "/_mock/health", ("GET",))
 
 
 def _server_wide(namespace: str | None, what: str) -> AnswerResponse | None:
-    if namespace is None:
+    """The refusal of one namespace's name on a server-wide route (``*``, every one, is its reach)."""
+    if namespace is None or namespace == EVERY:
         return None
     return AnswerResponse(fal_errors.bad_request(
-        f"The {what} is the server's, shared by every namespace: call it without ?namespace="))
+        f"The {what} is the server's, shared by every namespace: call it without ?namespace= "
+        f"(or with ?namespace={EVERY})"))
+
+
+def _scope(namespace: str | None) -> str | None:
+    """The namespace a call acts on or shows: None for every namespace (``*``, or a read without one)."""
+    return None if namespace == EVERY else namespace
+
+
+def _unnamed(namespace: str | None) -> AnswerResponse | None:
+    """An action's refusal when it names no namespace (``*`` names every one)."""
+    return AnswerResponse(fal_errors.bad_request(NAMESPACE_NEEDED)) if namespace is None else None
 
 
 @_guarded.get("/namespaces")
@@ -157,7 +176,7 @@ async def requests(kind: str | None = None, method: str | None = None, path: str
     """The request journal, oldest first; ``kind`` is comma-separated, ``body=0`` leaves bodies out."""
     entries = mock.journal.entries(kind=kind.split(",") if kind is not None else None, method=method,
                                    path=path, request_id=request_id, status=status, since=since,
-                                   namespace=namespace)
+                                   namespace=_scope(namespace))
     with_body = body not in ("0", "false")
     items = []
     for entry in entries:
@@ -174,6 +193,7 @@ async def queue(namespace: Namespace = None, mock: FalMock = Depends(get_emulato
     """Every request the queue holds (one namespace's with ``?namespace=``), and how many it
     forgot (``max_requests``)."""
     mock.queue.advance()
+    namespace = _scope(namespace)
     return ok({"requests": [mock.summary(r) for r in mock.queue if namespace is None or r.namespace == namespace],
                "forgotten": mock.queue.forgotten})
 
@@ -182,6 +202,7 @@ async def queue(namespace: Namespace = None, mock: FalMock = Depends(get_emulato
 async def queued_request(request_id: str, namespace: Namespace = None,
                          mock: FalMock = Depends(get_emulator)) -> RawResponse:
     found = mock.queue.get(request_id)
+    namespace = _scope(namespace)
     if found is None or (namespace is not None and found.namespace != namespace):
         return AnswerResponse(fal_errors.detail(404, "Request not found"))
     return ok(mock.summary(found))
@@ -189,13 +210,17 @@ async def queued_request(request_id: str, namespace: Namespace = None,
 
 @_guarded.post("/reset")
 async def reset(namespace: Namespace = None, mock: FalMock = Depends(get_emulator)) -> RawResponse:
-    """Forget requests, files, journal, faults (and every feature's state); clock to real time.
-    With ``?namespace=``: only that namespace's requests, uploads, journal and faults."""
-    if namespace is not None:
+    """``?namespace=NAME``: forget that namespace's requests, uploads, journal and faults.
+    ``?namespace=*``: forget requests, files, journal, faults (and every feature's state), clock
+    to real time."""
+    refused = _unnamed(namespace)
+    if refused is not None:
+        return refused
+    if namespace != EVERY:
         mock.reset_namespace(namespace)
         return ok({"status": "ok", "namespace": namespace})
     mock.reset()
-    return ok({"status": "ok"})
+    return ok({"status": "ok", "namespace": EVERY})
 
 
 @_guarded.get("/clock")
@@ -226,16 +251,19 @@ async def change_clock(change: ClockChange | None = None, namespace: Namespace =
 
 @_guarded.get("/faults")
 async def faults(namespace: Namespace = None, mock: FalMock = Depends(get_emulator)) -> RawResponse:
-    return ok({"rules": [rule.as_dict() for rule in mock.faults.rules_of(namespace)]})
+    return ok({"rules": [rule.as_dict() for rule in mock.faults.rules_of(_scope(namespace))]})
 
 
 @_guarded.post("/faults", status_code=201)
 async def add_fault(rule: FaultRuleSpec | None = None, namespace: Namespace = None,
                     mock: FalMock = Depends(get_emulator)) -> RawResponse:
-    """Add a rule: for one namespace's calls with ``?namespace=``, else for every call."""
+    """Add a rule: for one namespace's calls with ``?namespace=NAME``, for every call with ``*``."""
+    refused = _unnamed(namespace)
+    if refused is not None:
+        return refused
     spec = rule.model_dump(exclude_unset=True) if rule is not None else {}
     try:
-        added = mock.faults.add_json(spec, namespace)
+        added = mock.faults.add_json(spec, _scope(namespace))
     except (FaultError, ValueError, TypeError) as exc:
         return _bad(exc)
     return ok(added.as_dict(), 201)
@@ -243,13 +271,21 @@ async def add_fault(rule: FaultRuleSpec | None = None, namespace: Namespace = No
 
 @_guarded.delete("/faults")
 async def clear_faults(namespace: Namespace = None, mock: FalMock = Depends(get_emulator)) -> RawResponse:
-    mock.faults.clear(namespace)
+    """Remove one namespace's rules (``*``: every rule)."""
+    refused = _unnamed(namespace)
+    if refused is not None:
+        return refused
+    mock.faults.clear(_scope(namespace))
     return ok({"rules": []})
 
 
 @_guarded.delete("/faults/{rule_id}")
 async def remove_fault(rule_id: str, namespace: Namespace = None, mock: FalMock = Depends(get_emulator)) -> RawResponse:
-    if not mock.faults.remove(rule_id, namespace):
+    """Remove a rule one namespace set (``*``: whoever set it)."""
+    refused = _unnamed(namespace)
+    if refused is not None:
+        return refused
+    if not mock.faults.remove(rule_id, _scope(namespace)):
         return AnswerResponse(fal_errors.detail(404, f"No fault rule {rule_id}"))
     return ok({"removed": rule_id})
 

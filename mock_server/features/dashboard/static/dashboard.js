@@ -38,6 +38,13 @@
     });
   }
 
+  // Reset and Fail next act on the page's namespace; on the unfiltered page, on every namespace,
+  // said explicitly (?namespace=*) and shown in the label beside the buttons (docs/namespaces.md)
+  var actionsEl = document.querySelector(".actions[data-namespace]");
+  var scope = actionsEl ? actionsEl.getAttribute("data-namespace") : "*";
+  var every = scope === "*";
+  function scoped(path) { return path + "?namespace=" + encodeURIComponent(scope); }
+
   function setClock(c) {
     if (!c) return;
     var el = document.getElementById("clock");
@@ -48,14 +55,18 @@
 
   var actions = {
     reset: function () {
-      return call("/_mock/reset").then(function () { flash("Mock reset."); });
+      return call(scoped("/_mock/reset")).then(function () {
+        flash(every ? "All namespaces reset." : "Namespace " + scope + " reset.");
+        resync(); // a namespace's reset sends no event: show what is left now
+      });
     },
     fail: function () {
       var rule = JSON.parse(document.getElementById("fail-kind").value);
       rule.on = document.getElementById("fail-on").value;
       rule.times = 1;
-      return call("/_mock/faults", rule).then(function (r) {
-        flash("The next " + rule.on + " call fails: " + (r && r.fault ? (r.fault.kind || "") : rule.kind) + ".");
+      return call(scoped("/_mock/faults"), rule).then(function (r) {
+        flash("The next " + rule.on + " call fails (" + (every ? "any namespace" : "namespace " + scope) + "): "
+          + (r && r.fault ? (r.fault.kind || "") : rule.kind) + ".");
         var f = document.getElementById("faults");
         if (f) f.textContent = String((parseInt(f.textContent, 10) || 0) + 1);
       });
@@ -99,7 +110,7 @@
   var filt = tbody && view === "list" ? {
     status: tbody.getAttribute("data-status") || "",
     endpoint: tbody.getAttribute("data-endpoint") || "",
-    namespace: new URLSearchParams(location.search).get("namespace") || "",  // docs/namespaces.md
+    namespace: every ? "" : scope,  // docs/namespaces.md
     page: parseInt(tbody.getAttribute("data-page"), 10) || 1,
     size: parseInt(tbody.getAttribute("data-size"), 10) || 50
   } : null;
