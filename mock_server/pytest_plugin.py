@@ -247,6 +247,9 @@ class RemoteServer:
         import secrets
 
         namespace = os.environ.get(REMOTE_NAMESPACE_ENV) or f"pytest-{os.getpid()}-{secrets.token_hex(4)}"
+        if namespace == "*":  # the fixture resets its namespace before each test: never everyone's
+            raise pytest.UsageError(f"{REMOTE_NAMESPACE_ENV}=* would reset every namespace of the shared "
+                                    "server before each test: name one namespace, or leave it unset")
         return cls(os.environ[REMOTE_URL_ENV], namespace, os.environ.get(REMOTE_TOKEN_ENV) or None)
 
     def control(self, method: str, path: str, body: Any = None, **query: Any) -> Any:

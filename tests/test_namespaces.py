@@ -421,3 +421,15 @@ def test_the_fixture_uses_its_own_namespace_on_a_shared_server(tmp_path: Path):
     assert sorted(by_namespace.values(), key=len) == ids
     assert len([s for s in spaces if s["namespace"].startswith("pytest-")]) == 2
     assert json.dumps(spaces)  # listed as JSON-able rows
+
+
+def test_the_fixture_refuses_every_namespace_as_its_own(monkeypatch) -> None:
+    """FAL_MOCK_NAMESPACE=* would make the shared-server fixture reset everyone's state."""
+    from mock_server.pytest_plugin import RemoteServer
+
+    monkeypatch.setenv("FAL_MOCK_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("FAL_MOCK_NAMESPACE", "*")
+    with pytest.raises(pytest.UsageError, match="every namespace"):
+        RemoteServer.from_environment()
+    monkeypatch.setenv("FAL_MOCK_NAMESPACE", "ci-job-17")
+    assert RemoteServer.from_environment().namespace == "ci-job-17"
