@@ -6,7 +6,6 @@ The web face (``mock_server.web``), the CLI and the pytest plugin all drive a
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from typing import TYPE_CHECKING, Callable, Iterable
 
@@ -16,6 +15,7 @@ from mock_server.core import fal_errors
 from mock_server.core.clock import Clock
 from mock_server.core.driver import QueueDriver
 from mock_server.endpoints import build_endpoints
+from mock_server.endpoints.registry import EndpointRegistry
 from mock_server.core.answers import Answer
 from mock_server.core.endpoint import Endpoint, EndpointEnv, Parsed
 from mock_server.core.faults import MODEL_ERRORS, REQUEST_ERRORS, Fault, FaultPlan
@@ -55,20 +55,9 @@ class FalMock:
         #: moves the queue on the clock while anything watches (webhooks, dashboard, streams)
         self.driver = QueueDriver(self.queue, self.clock)
         self._reset_hooks: list[Callable[[], None]] = [self.driver.kick]
-        self._endpoints: dict[str, Endpoint] = {}
-        self._apps: dict[str, Endpoint] = {}  # owner/alias (and full id) -> endpoint
-        #: ``fallback(endpoint_id)``: an endpoint for an id neither a module nor the catalogue has,
-        #: or None (asked in order; what one returns is registered)
-        self.endpoint_fallbacks: list[Callable[[str], Endpoint | None]] = []
-        #: ``wrapper(endpoint)``: what stands in front of an endpoint built from the catalogue
-        #: when it is first asked for (record and replay put their cassettes there)
-        self.endpoint_wrappers: list[Callable[[Endpoint], Endpoint]] = []
-        #: fal's catalogued endpoints (issue 16), opened when an id without a hand-written
-        #: module is first asked for: start-up reads nothing of it
-        self._catalog = catalog
-        self._catalog_apps: frozenset[str] | None = None
-        for endpoint in endpoints if endpoints is not None else build_endpoints(self.settings.validation):
-            self.add_endpoint(endpoint)
+        #: which endpoint answers an id (hand-written modules, the catalogue, features' fallbacks)
+        self.registry = EndpointRegistry(lambda: self.settings, endpoints if endpoints is not None
+                                         else build_endpoints(self.settings.validation), catalog)
         if self.settings.record_dir is not None or self.settings.replay_dir is not None:
             from mock_server.features import cassettes  # record and replay (--record / --replay)
 
@@ -109,85 +98,23 @@ class FalMock:
         if self.persistence is not None:
             self.persistence.close()
 
-    # -- endpoints --------------------------------------------------------------------
+    # -- endpoints (the registry's, named as callers use them) -------------------------
     def add_endpoint(self, endpoint: Endpoint) -> None:
-        self._endpoints[endpoint.endpoint_id] = endpoint
-        self._apps.setdefault(app_of(endpoint.endpoint_id), endpoint)
-        self._apps[endpoint.endpoint_id] = endpoint
+        self.registry.add(endpoint)
 
     @property
     def endpoints(self) -> list[Endpoint]:
-        """The endpoints in use so far (hand-written ones, and catalogued ones once asked for)."""
-        return list(self._endpoints.values())
+        return self.registry.in_use()
 
     @property
     def catalog(self) -> "Catalog":
-        """fal's endpoint catalogue (bundled, plus the state folder's imports), opened on first use."""
-        if self._catalog is None:
-            from mock_server.endpoints.catalog import Catalog
-
-            self._catalog = Catalog(self.settings.state_dir)
-        return self._catalog
+        return self.registry.catalog
 
     def endpoint(self, endpoint_id: str) -> Endpoint | None:
-        """The endpoint for a full id as used on submit/run: a hand-written module's, else one
-        built from the catalogue on first use, else one a fallback offers; None for an id none
-        knows, or one outside ``--endpoints``."""
-        allowed = self.settings.endpoints
-        if allowed and endpoint_id not in allowed:
-            return None
-        found = self._endpoints.get(endpoint_id)
-        if found is None:
-            found = self._catalogued(endpoint_id)
-        if found is None:
-            for fallback in self.endpoint_fallbacks:
-                found = fallback(endpoint_id)
-                if found is not None:
-                    self.add_endpoint(found)
-                    break
-        return found
-
-    def forget_endpoints(self, which: Callable[[Endpoint], bool]) -> None:
-        """Unregister the endpoints ``which`` selects (their ids are unknown again, or built
-        again from the catalogue when next asked for)."""
-        for endpoint_id, endpoint in list(self._endpoints.items()):
-            if which(endpoint):
-                del self._endpoints[endpoint_id]
-        self._apps = {}
-        for endpoint in self._endpoints.values():
-            self._apps.setdefault(app_of(endpoint.endpoint_id), endpoint)
-            self._apps[endpoint.endpoint_id] = endpoint
-
-    def _catalogued(self, endpoint_id: str) -> Endpoint | None:
-        if len(endpoint_id) > 256:  # no fal id is this long; not worth a look-up
-            return None
-        try:
-            entry = self.catalog.get(endpoint_id)
-        except (OSError, ValueError):  # an id no file can be named after, a damaged import: unknown
-            log.warning("catalogue look-up of %r failed", endpoint_id[:120], exc_info=True)
-            return None
-        if entry is None:
-            return None
-        from mock_server.endpoints.generic import GenericEndpoint
-
-        catalog = self.catalog
-        endpoint: Endpoint = GenericEndpoint(entry, lambda: catalog.openapi(endpoint_id))
-        for wrapper in self.endpoint_wrappers:
-            endpoint = wrapper(endpoint)
-        self.add_endpoint(endpoint)
-        return endpoint
+        return self.registry.get(endpoint_id)
 
     def knows_app(self, app_path: str) -> bool:
-        """Whether ``owner/alias`` (or a full id) names an emulated app (status/result paths):
-        an app of a hand-written or catalogued endpoint (within ``--endpoints`` when given)."""
-        allowed = self.settings.endpoints
-        if allowed:
-            return app_path in allowed or any(app_of(endpoint_id) == app_path for endpoint_id in allowed)
-        if app_path in self._apps:
-            return True
-        if self._catalog_apps is None:
-            self._catalog_apps = frozenset(app_of(endpoint_id) for endpoint_id in self.catalog.ids())
-        return app_path in self._catalog_apps
+        return self.registry.knows_app(app_path)
 
     # -- results ----------------------------------------------------------------------
     async def produce(self, endpoint: Endpoint, parsed: Parsed | Answer, request_id: str, env: EndpointEnv) -> Answer:
@@ -348,16 +275,3 @@ class FalMock:
             "error_type": request.error_type,
             "queue_position": self.queue.queue_position(request),
         }
-
-
-@functools.lru_cache(maxsize=256)  # on every submit: a handful of ids, computed once each
-def app_of(endpoint_id: str) -> str:
-    """``[namespace/]owner/alias`` of an endpoint id: what status/result/cancel URLs use.
-
-    Both clients strip the sub-path for those calls (fal_client ``AppId``,
-    fal-js ``parseEndpointId``; PROTOCOL.md §1.2).
-    """
-    parts = endpoint_id.split("/")
-    if parts[0] in ("workflows", "comfy"):
-        return "/".join(parts[:3])
-    return "/".join(parts[:2])

@@ -29,7 +29,8 @@ from mock_server.core.queue import (
     new_request_id,
     spread_log_lines,
 )
-from mock_server.emulator import FalMock, app_of
+from mock_server.emulator import FalMock
+from mock_server.endpoints.registry import app_of
 from mock_server.protocol import faults
 from mock_server.protocol.auth import KeyCheck
 from mock_server.protocol.not_emulated import streaming_call

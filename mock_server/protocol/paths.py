@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from mock_server.core.paths import CDN_PREFIX, PROXY_PATH, REST_PREFIX
-from mock_server.emulator import app_of
+from mock_server.endpoints.registry import app_of
 from mock_server.protocol.request import HttpRequest
 
 # (action after the request id, method) -> the call's name in the journal and fault rules

@@ -74,14 +74,14 @@ def use_cassettes(emulator: Any, shelf: Shelf) -> Callable[[], None]:
     def wrapper(endpoint: Endpoint) -> Endpoint:  # a catalogued endpoint, built on first use
         return shelf.wrap(endpoint.endpoint_id, endpoint)
 
-    emulator.endpoint_fallbacks.append(fallback)
-    emulator.endpoint_wrappers.append(wrapper)
+    emulator.registry.fallbacks.append(fallback)
+    emulator.registry.wrappers.append(wrapper)
 
     def undo() -> None:
-        emulator.endpoint_fallbacks.remove(fallback)
-        emulator.endpoint_wrappers.remove(wrapper)
+        emulator.registry.fallbacks.remove(fallback)
+        emulator.registry.wrappers.remove(wrapper)
         # catalogued endpoints are built again, without cassettes, when next asked for
-        emulator.forget_endpoints(lambda e: isinstance(e, CassetteEndpoint))
+        emulator.registry.forget(lambda e: isinstance(e, CassetteEndpoint))
         for endpoint in originals:
             emulator.add_endpoint(endpoint)
 
