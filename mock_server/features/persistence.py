@@ -51,7 +51,7 @@ from mock_server.core.answers import Answer
 from mock_server.core.endpoint import EndpointEnv
 from mock_server.features.state_files import StoredFiles, recording_env
 from mock_server.features.state_folder import StateFolder, safe_name
-from mock_server.features.state_rows import answer_row, cancel_row, stored_request, submit_row
+from mock_server.features.state_rows import answer_row, cancel_row, replay_events, submit_row
 
 if TYPE_CHECKING:
     from mock_server.core.clock import Clock
@@ -156,23 +156,8 @@ class Persistence:
         out of range, unreadable JSON) is skipped, deleted and reported in one warning line.
         """
         last_seen, self._seq, records = self.folder.stored()
-        events: list[tuple] = []
-        dropped: list[str] = []
-        for record in records:
-            endpoint = self.mock.endpoint(record["endpoint_id"]) if isinstance(record["endpoint_id"], str) else None
-            if endpoint is None:
-                dropped.append(record["request_id"])
-                continue
-            try:
-                replay = stored_request(endpoint, record)
-            except Exception as exc:  # damage of any kind: this request cannot come back
-                dropped.append(record["request_id"])
-                self.skipped.append((str(record["request_id"]), str(exc) or type(exc).__name__))
-                continue
-            events.append((record["submitted_at"], 0, record["seq"], endpoint, replay))
-            if record["cancelled_at"] is not None:
-                events.append((record["cancelled_at"], 1, record["seq"], endpoint, replay))
-        events.sort(key=lambda e: e[:3])
+        events, dropped, skipped = replay_events(records, self.mock.endpoint)
+        self.skipped.extend(skipped)
         queue = self.mock.queue
         self._replaying = True
         try:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple
 
 import orjson
 
@@ -164,3 +164,29 @@ def stored_time(value: Any) -> float | None:
 
 def _is_status(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599
+
+
+def replay_events(records: Iterable[dict[str, Any]], endpoint_of: Callable[[str], "Endpoint | None"]
+                  ) -> tuple[list[tuple], list[str], list[tuple[str, str]]]:
+    """The stored requests as the queue must see them again, in order: ``(at, kind, seq,
+    endpoint, stored)`` with kind 0 a submit and 1 a cancel; the ids of requests that cannot
+    come back (an endpoint no longer answered, a damaged row); and (id, reason) of the damaged."""
+    events: list[tuple] = []
+    dropped: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    for record in records:
+        endpoint = endpoint_of(record["endpoint_id"]) if isinstance(record["endpoint_id"], str) else None
+        if endpoint is None:
+            dropped.append(record["request_id"])
+            continue
+        try:
+            stored = stored_request(endpoint, record)
+        except Exception as exc:  # damage of any kind: this request cannot come back
+            dropped.append(record["request_id"])
+            skipped.append((str(record["request_id"]), str(exc) or type(exc).__name__))
+            continue
+        events.append((record["submitted_at"], 0, record["seq"], endpoint, stored))
+        if record["cancelled_at"] is not None:
+            events.append((record["cancelled_at"], 1, record["seq"], endpoint, stored))
+    events.sort(key=lambda e: e[:3])
+    return events, dropped, skipped
