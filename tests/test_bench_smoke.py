@@ -26,7 +26,7 @@ SMOKES = {
     "bench_dashboard.py": (["--smoke"], "first paint"),
     "bench_generic.py": (["--smoke"], "build validator"),
     "bench_catalog.py": (["--smoke"], "| index load (first ids()) |"),
-    "run_all.py": (["--smoke"], "| target (issue 8) | met | figure |"),
+    "run_all.py": (["--smoke"], "| target (issues 8, 15) | met | figure |"),
 }
 
 
