@@ -11,7 +11,7 @@ from typing import Any, Callable
 from PIL import Image
 
 _MAGIC = {"image/png": b"\x89PNG", "image/jpeg": b"\xff\xd8\xff", "image/webp": b"RIFF",
-          "video/mp4": b"ftyp", "audio/wav": b"RIFF", "model/gltf-binary": b"glTF"}
+          "video/mp4": b"ftyp", "audio/wav": b"RIFF", "audio/mpeg": b"ID3", "model/gltf-binary": b"glTF"}
 
 
 def file_bytes(url: str, fetch: Callable[[str], bytes]) -> bytes:
@@ -34,7 +34,7 @@ def check_file(described: dict[str, Any], data: bytes) -> None:
             assert image.format.lower() in content_type.replace("jpeg", "jpeg")
             if "width" in described:
                 assert (image.width, image.height) == (described["width"], described["height"])
-    elif content_type in ("video/mp4", "audio/wav"):
+    elif content_type in ("video/mp4", "audio/wav", "audio/mpeg"):
         import av
 
         with av.open(io.BytesIO(data)) as container:

@@ -297,3 +297,24 @@ def test_ids_no_catalogue_file_can_be_named_after_are_unknown_not_errors(tmp_pat
             assert answer.status_code == 404, answer.text
     finally:
         server.stop()
+
+
+def test_an_mp3_output_format_answers_an_mp3_at_the_rate_it_names():
+    """fal's TTS and sound endpoints offer ``output_format`` mp3 (ElevenLabs: ``mp3_<rate>_<kbps>``);
+    the file is then an MP3 at that sample rate, its duration what the input asked for."""
+    import av
+
+    endpoint_id = "fal-ai/elevenlabs/sound-effects/v2"
+    with BackgroundServer(FalMock(Settings(profile="instant"))) as server:
+        client = httpx.Client(base_url=server.url, headers=KEY, timeout=60)
+        body = {"text": "rain on a tin roof", "duration_seconds": 2, "output_format": "mp3_22050_32"}
+        response = client.post(f"/{endpoint_id}", json=body)
+        assert response.status_code == 200, response.text
+        audio = next(iter(files_in(response.json())))
+        assert audio["content_type"] == "audio/mpeg" and audio["file_name"].endswith(".mp3")
+        data = file_bytes(audio["url"], lambda url: client.get(url).content)
+        check_file(audio, data)
+        with av.open(io.BytesIO(data)) as container:
+            stream = container.streams.audio[0]
+            samples = sum(frame.samples for frame in container.decode(stream))
+        assert stream.rate == 22050 and samples == 2 * 22050

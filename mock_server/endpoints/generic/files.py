@@ -149,10 +149,11 @@ def render_file(kind: str, key: str, spec: dict[str, Any], env: EndpointEnv, syn
                                    spec["seed"], tuple(spec.get("lines", ())))
         ext = "mp4"
     elif kind == "audio":
-        facts = media.audio_facts(spec["duration"], spec.get("sample_rate", 44100), spec.get("channels", 1))
-        recipe = functools.partial(media.render_wav, spec["duration"], spec["seed"],
-                                   spec.get("sample_rate", 44100), spec.get("channels", 1))
-        ext = "wav"
+        ext = "mp3" if spec.get("format") == "mp3" else "wav"
+        rate, channels = spec.get("sample_rate", 44100), spec.get("channels", 1)
+        facts = media.audio_facts(spec["duration"], rate, channels, audio_format=ext)
+        recipe = functools.partial(media.render_mp3 if ext == "mp3" else media.render_wav,
+                                   spec["duration"], spec["seed"], rate, channels)
     else:
         facts = media.glb_facts()
         recipe = functools.partial(media.render_glb, spec["seed"], spec.get("label", ""))

@@ -15,8 +15,8 @@ Rules chosen here (fal's apps differ; these are the mock's, not fal's):
   format from ``output_format``, else PNG;
 - video: size as images (else the input image's, else 1280x720, 16:9 720p), ``fps``/``frames_per_second`` else 24,
   length from ``duration`` ("5", "8s", 5.0) or ``num_frames``, else 5 s (at most 30 s drawn);
-- audio: length from ``duration``, else from the text to speak (15 characters a second,
-  1..30 s), else 5 s; a 44.1 kHz mono WAV;
+- audio: WAV, or MP3 when ``output_format`` asks; length from ``duration`` (or ``duration_seconds``), else from the text to speak (15 characters a second,
+  1..30 s), else 5 s; 44.1 kHz mono (an MP3 at the rate ``mp3_<rate>_<kbps>`` names);
 - 3D: one GLB; every other requested 3D format (``fbx``, ``obj``, ``usdz``) is the same GLB;
 - text fields (``text``, ``output``, ``description``, transcripts...): a sentence naming the
   endpoint and echoing the prompt.
@@ -71,6 +71,10 @@ class MediaPlan:
     video_seconds: float
     audio_seconds: float
     prompt: str
+    #: "wav", or "mp3" when ``output_format`` asks for one ("mp3", "mp3_44100_128": fal's TTS
+    #: enums); with the sample rate the format names, where MPEG has it
+    audio_format: str = "wav"
+    audio_rate: int = 44100
     lines: tuple[str, ...] = field(default=())
 
 
@@ -82,12 +86,13 @@ def media_plan(params: dict[str, Any], endpoint_id: str, seed: int,
     fmt = params.get("output_format")
     fps = next((v for v in (params.get("fps"), params.get("frames_per_second"))
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and 1 <= v <= 120), 24)
-    seconds = _seconds(params.get("duration"))
+    seconds = _seconds(params.get("duration")) or _seconds(params.get("duration_seconds"))  # ElevenLabs: duration_seconds
     frames = params.get("num_frames")
     video_seconds = seconds or (frames / fps if isinstance(frames, int) and not isinstance(frames, bool) and frames > 0 else 5.0)
     text = next((v for v in (params.get(k) for k in _TEXT_INPUTS) if isinstance(v, str) and v), "")
     audio_seconds = seconds or (min(30.0, max(1.0, round(len(text) / 15, 2))) if text else 5.0)
     prompt = params.get("prompt") if isinstance(params.get("prompt"), str) else text
+    audio_format, audio_rate = _audio_format(fmt)
     return MediaPlan(
         image_count=count if isinstance(count, int) and not isinstance(count, bool) and 1 <= count <= 16 else 1,
         image_size=output_size(params, source_size or _DEFAULT_IMAGE),
@@ -97,10 +102,24 @@ def media_plan(params: dict[str, Any], endpoint_id: str, seed: int,
         video_seconds=min(VIDEO_MAX_SECONDS, video_seconds),
         audio_seconds=min(VIDEO_MAX_SECONDS, audio_seconds),
         prompt=prompt,
+        audio_format=audio_format,
+        audio_rate=audio_rate,
         # what the frames show; not the endpoint id, so equal asks of different endpoints draw
         # equal videos (the encode memo in generic/files.py then serves them once)
         lines=(prompt[:200], f"seed {seed}"),
     )
+
+
+def _audio_format(output_format: Any) -> tuple[str, int]:
+    """("mp3", rate) for ``mp3`` and ``mp3_<rate>_<kbps>`` output formats, else ("wav", 44100)
+    (other formats fal offers, flac, ogg, m4a, pcm, are answered as WAV: *chosen*)."""
+    from mock_server.endpoints.fal_app.media.facts import MP3_SAMPLE_RATES
+
+    if not (isinstance(output_format, str) and output_format.startswith("mp3")):
+        return "wav", 44100
+    parts = output_format.split("_")
+    rate = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 44100
+    return "mp3", rate if rate in MP3_SAMPLE_RATES else 44100
 
 
 def _is_file(schema: dict[str, Any]) -> bool:
@@ -228,7 +247,8 @@ class OutputBuilder:
             spec = {"width": width, "height": height, "fps": plan.fps, "duration": plan.video_seconds,
                     "seed": self.seed + index, "lines": plan.lines}
         elif kind == "audio":
-            spec = {"duration": plan.audio_seconds, "seed": self.seed + index}
+            spec = {"duration": plan.audio_seconds, "seed": self.seed + index, "format": plan.audio_format,
+                    "sample_rate": plan.audio_rate}
         else:
             spec = {"seed": self.seed + index, "label": plan.prompt[:80] or self.endpoint_id}
         properties = schema.get("properties") or {}
