@@ -22,13 +22,15 @@ default).  The clock and the config are the server's, shared by all namespaces: 
 """
 from __future__ import annotations
 
+import dataclasses
+import typing
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, create_model
 
 from mock_server.core import fal_errors
-from mock_server.core.faults import FaultError
+from mock_server.core.faults import Fault, FaultError
 from mock_server.core.namespaces import EVERY, MAX_LENGTH
 from mock_server.emulator import FalMock
 from mock_server.settings import Settings
@@ -55,21 +57,19 @@ class ClockChange(BaseModel):
     advance: float | None = None
 
 
-class FaultSpec(BaseModel):
-    """What happens to a call a rule picks (:class:`mock_server.core.faults.Fault`)."""
-
-    model_config = _STRICT
-    kind: str = "http_error"
-    status: int | None = None
-    error_type: str | None = None
-    message: str | None = None
-    retry_after: float | None = None
-    request_id_header: bool = True
-    nginx: bool = False
-    delay: float = 0.0
+def _strict_body_of(fields_of: type, name: str, doc: str) -> type[BaseModel]:
+    """A strict request body with the fields (names, types, defaults) of a core dataclass,
+    which stays the one home of those fields."""
+    hints = typing.get_type_hints(fields_of)
+    fields: dict[str, Any] = {f.name: (hints[f.name], f.default) for f in dataclasses.fields(fields_of)}
+    return create_model(name, __config__=_STRICT, __doc__=doc, __module__=__name__, **fields)
 
 
-class FaultRuleSpec(FaultSpec):
+#: What happens to a call a rule picks: :class:`mock_server.core.faults.Fault`'s fields.
+FaultSpec = _strict_body_of(Fault, "FaultSpec", "What happens to a call a rule picks (mock_server.core.faults.Fault).")
+
+
+class FaultRuleSpec(FaultSpec):  # type: ignore[valid-type,misc]
     """``POST /_mock/faults``: which calls (rule keys) get what (a ``fault`` object, or its
     keys inline); :meth:`mock_server.core.faults.FaultPlan.add_json` checks the values."""
 
@@ -79,7 +79,7 @@ class FaultRuleSpec(FaultSpec):
     probability: float = 1.0
     seed: int | None = None
     prompt: str | None = None
-    fault: FaultSpec | None = None
+    fault: FaultSpec | None = None  # type: ignore[valid-type]
 
 
 class ConfigChange(BaseModel):
