@@ -259,3 +259,12 @@ def _reader(stream: IO[str] | None, sink: list[str], lock: threading.Lock) -> th
     thread = threading.Thread(target=run, name="fal-mock-output", daemon=True)
     thread.start()
     return thread
+
+
+def serve_with_state(tmp_path_factory, *flags: str):
+    """A fixture's body: ``fal-mock serve FLAGS`` with a state folder of its own (it holds the
+    TLS CA and the saved state), yielded; afterwards the server must have exited with 0."""
+    state_dir = tmp_path_factory.mktemp("state")
+    with ServerProcess([*flags, "--state-dir", str(state_dir)]) as server:
+        yield server
+    assert server.returncode == 0, server.output()

@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 
 from mock_server.endpoints.catalog import Catalog
-from server_process import ServerProcess
+from server_process import serve_with_state
 
 SCRIPT = Path(__file__).parent / "clients" / "python_generic.py"
 #: One endpoint per output kind, with inputs a user would send.
@@ -31,10 +31,7 @@ MAGIC = {"png": "89504e47", "mp4": "66747970", "wav": "52494646", "glb": "676c54
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    state_dir = tmp_path_factory.mktemp("state")
-    with ServerProcess(["--tls", "--state-dir", str(state_dir), "--profile", "default", "--speed", "20"]) as running:
-        yield running
-    assert running.returncode == 0, running.output()
+    yield from serve_with_state(tmp_path_factory, "--tls", "--profile", "default", "--speed", "20")
 
 
 def test_the_python_client_runs_a_sample_of_every_output_kind(server):

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from server_process import ServerProcess
+from server_process import ServerProcess, serve_with_state
 from test_python_client import SCENARIOS, assert_wan_output
 
 from mock_server import FalMock
@@ -38,19 +38,12 @@ PRINTED = {"FAL_KEY", "HTTPS_PROXY", "NO_PROXY", "SSL_CERT_FILE", "CURL_CA_BUNDL
 
 @pytest.fixture(scope="module")
 def proxy_server(tmp_path_factory):
-    state_dir = tmp_path_factory.mktemp("state")
-    with ServerProcess(["--proxy", "--state-dir", str(state_dir), "--profile", "default", "--speed", "10"]) as server:
-        yield server
-    assert server.returncode == 0, server.output()
+    yield from serve_with_state(tmp_path_factory, "--proxy", "--profile", "default", "--speed", "10")
 
 
 @pytest.fixture(scope="module")
 def slow_proxy_server(tmp_path_factory):
-    state_dir = tmp_path_factory.mktemp("state")
-    with ServerProcess(["--proxy", "--state-dir", str(state_dir), "--profile", "default", "--speed", "0.001",
-                        "--workers", "1"]) as server:
-        yield server
-    assert server.returncode == 0, server.output()
+    yield from serve_with_state(tmp_path_factory, "--proxy", "--profile", "default", "--speed", "0.001", "--workers", "1")
 
 
 def printed_env(server: ServerProcess, **extra: str) -> dict[str, str]:

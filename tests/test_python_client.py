@@ -13,27 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from server_process import ServerProcess
+from server_process import ServerProcess, serve_with_state
 
 SCENARIOS = Path(__file__).parent / "clients" / "python_scenarios.py"
 
 
 @pytest.fixture(scope="module")
 def fast_server(tmp_path_factory):
-    state_dir = tmp_path_factory.mktemp("state")  # one folder per server: it also holds its saved state
     # default profile sped up 10x: ~0.05 s queued, 0.2-0.4 s in progress; the client polls every 0.1 s
-    with ServerProcess(["--tls", "--state-dir", str(state_dir), "--profile", "default", "--speed", "10"]) as server:
-        yield server
-    assert server.returncode == 0, server.output()
+    yield from serve_with_state(tmp_path_factory, "--tls", "--profile", "default", "--speed", "10")
 
 
 @pytest.fixture(scope="module")
 def slow_server(tmp_path_factory):
-    state_dir = tmp_path_factory.mktemp("state")
-    with ServerProcess(["--tls", "--state-dir", str(state_dir), "--profile", "default", "--speed", "0.001",
-                        "--workers", "1"]) as server:
-        yield server
-    assert server.returncode == 0, server.output()
+    yield from serve_with_state(tmp_path_factory, "--tls", "--profile", "default", "--speed", "0.001", "--workers", "1")
 
 
 def scenario(server: ServerProcess, name: str) -> dict:
