@@ -433,3 +433,31 @@ def test_the_fixture_refuses_every_namespace_as_its_own(monkeypatch) -> None:
         RemoteServer.from_environment()
     monkeypatch.setenv("FAL_MOCK_NAMESPACE", "ci-job-17")
     assert RemoteServer.from_environment().namespace == "ci-job-17"
+
+
+def test_a_namespace_reset_deletes_its_uploads_from_the_state_folder_too(tmp_path) -> None:
+    """With --state-dir an upload is also on disk: a namespace's reset must delete it there,
+    or the file store reads it back at the next GET (and after a restart)."""
+    from mock_server.emulator import FalMock
+    from mock_server.settings import Settings
+
+    settings = Settings(persist=True, state_dir=tmp_path)
+    mock = FalMock(settings)
+    try:
+        for name, namespace in (("alice.png", "alice"), ("bob.png", "bob")):
+            mock.files.add_upload(name, b"\x89PNG" + name.encode(), "image/png")
+            mock.files.claim(name, namespace)
+        mock.persistence.flush()
+        assert mock.persistence.wait_written()
+        mock.reset_namespace("alice")
+        mock.persistence.flush()
+        assert mock.persistence.wait_written()
+        assert mock.files.get("alice.png") is None and mock.files.get("bob.png") is not None
+    finally:
+        mock.close()
+    restarted = FalMock(settings)
+    try:
+        assert restarted.files.get("alice.png") is None
+        assert restarted.files.get("bob.png").data == b"\x89PNGbob.png"
+    finally:
+        restarted.close()

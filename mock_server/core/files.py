@@ -84,6 +84,9 @@ class FileStore:
         self.loader: Loader | None = None
         #: Called as ``on_upload(name, data, content_type)`` after every :meth:`add_upload`.
         self.on_upload: Callable[[str, bytes, str], None] | None = None
+        #: Called as ``on_forget(names)`` when :meth:`forget_uploads_of` drops uploads, so that
+        #: a copy kept elsewhere (the state folder) goes too.
+        self.on_forget: Callable[[list[str]], None] | None = None
 
     # -- rendered files ---------------------------------------------------------
     def add_rendered(self, name: str, recipe: Recipe, content_type: str, data: bytes | None = None) -> None:
@@ -152,7 +155,10 @@ class FileStore:
                 dropped = self._uploads.pop(name, None)
                 if dropped is not None:
                     self._uploaded -= len(dropped.data)
-            return len(names)
+            on_forget = self.on_forget
+        if names and on_forget is not None:
+            on_forget(names)
+        return len(names)
 
     @property
     def uploaded_bytes(self) -> int:

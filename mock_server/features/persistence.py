@@ -142,6 +142,7 @@ class Persistence:
         queue, files = self.mock.queue, self.mock.files
         queue.on_record(self._on_record)
         files.on_upload = self._on_upload
+        files.on_forget = self._on_forget_uploads
         files.loader = self._files.load_file
         self.mock.on_reset(self.clear)
         self._writer = threading.Thread(target=self._write_forever, name="fal-mock-persistence", daemon=True)
@@ -229,6 +230,9 @@ class Persistence:
     def _on_upload(self, name: str, data: bytes, content_type: str) -> None:
         if safe_name(name):
             self._push(("upload", name, data, content_type))
+
+    def _on_forget_uploads(self, names: list[str]) -> None:  # a namespace's reset
+        self._push(("forget_uploads", tuple(name for name in names if safe_name(name))))
 
     def answered(self, request: "QueuedRequest", answer: Answer, names: list[str]) -> None:
         """A result was produced (first time): keep its bytes and its files' names."""

@@ -231,6 +231,13 @@ class StateFolder:
         elif kind == "upload":
             _, name, data, content_type = row
             self._write_upload(db, name, data, content_type)
+        elif kind == "forget_uploads":  # a namespace's reset: its uploads go from disk too
+            for name in row[1]:
+                gone = db.execute("SELECT size FROM uploads WHERE name=?", (name,)).fetchone()
+                if gone:
+                    db.execute("DELETE FROM uploads WHERE name=?", (name,))
+                    (self.uploads_dir / name).unlink(missing_ok=True)
+                    self._upload_total -= gone[0]
         elif kind == "skipped":
             pass
         elif kind == "clear":
