@@ -46,27 +46,8 @@ def _ca_key(files: TLSFiles) -> ec.EllipticCurvePrivateKey:
 
 def _write_server_cert(files: TLSFiles, *, not_after: dt.datetime, sans: list[x509.GeneralName]) -> bytes:
     """Replace server.pem/server-key.pem with a cert signed by the real CA, as chosen by the test."""
-    ca = _cert(files.ca_cert)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(not_after)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(_ca_key(files), hashes.SHA256())
-    )
-    pem = cert.public_bytes(serialization.Encoding.PEM)
-    files.server_key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
+    pem, key_pem = _leaf(files, sans, [ExtendedKeyUsageOID.SERVER_AUTH], not_after=not_after)
+    files.server_key.write_bytes(key_pem)
     files.server_cert.write_bytes(pem)
     return pem
 
@@ -472,8 +453,10 @@ def test_export_lines_round_trip_through_sh(tls_files: TLSFiles, tmp_path: Path)
 # --------------------------------------------------------------------------- what a leaked CA key can sign (issue 21.9)
 
 
-def _leaf(files: TLSFiles, sans: list[x509.GeneralName], usage) -> tuple[bytes, bytes]:
-    """A certificate signed with the CA's key, as someone holding a leaked key would make it."""
+def _leaf(files: TLSFiles, sans: list[x509.GeneralName], usage,
+          not_after: dt.datetime | None = None) -> tuple[bytes, bytes]:
+    """A certificate (and its key) signed with the CA's key, as someone holding a leaked key
+    would make it; valid 30 days unless ``not_after`` says otherwise."""
     ca = _cert(files.ca_cert)
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.timezone.utc)
@@ -484,7 +467,7 @@ def _leaf(files: TLSFiles, sans: list[x509.GeneralName], usage) -> tuple[bytes, 
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
+        .not_valid_after(not_after or now + dt.timedelta(days=30))
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
         .sign(_ca_key(files), hashes.SHA256())
