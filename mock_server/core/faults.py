@@ -192,6 +192,10 @@ def _search(pattern, text: str) -> bool:
         return False
 
 
+#: The keys of a rule that say which calls it picks (the control API's JSON, FaultPlan.add_json).
+RULE_KEYS = ("on", "times", "after", "probability", "seed", "prompt")
+
+
 @dataclass
 class FaultRule:
     """Which calls get a fault.  ``times=None`` fires forever; ``after`` skips the first N matches."""
@@ -272,7 +276,7 @@ class FaultPlan:
         inline), for ``namespace``'s calls (None: every namespace's)."""
         data = dict(data)
         fault = data.pop("fault", None) or {k: data.pop(k) for k in list(data) if k in Fault.__dataclass_fields__}
-        unknown = set(data) - {"on", "times", "after", "probability", "seed", "prompt"}
+        unknown = set(data) - set(RULE_KEYS)
         if unknown:
             raise FaultError(f"unknown rule field(s): {', '.join(sorted(unknown))}")
         try:

@@ -30,7 +30,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, create_model
 
 from mock_server.core import fal_errors
-from mock_server.core.faults import Fault, FaultError
+from mock_server.core.faults import RULE_KEYS, Fault, FaultError, FaultRule
 from mock_server.core.namespaces import EVERY, MAX_LENGTH
 from mock_server.emulator import FalMock
 from mock_server.settings import Settings
@@ -57,29 +57,25 @@ class ClockChange(BaseModel):
     advance: float | None = None
 
 
-def _strict_body_of(fields_of: type, name: str, doc: str) -> type[BaseModel]:
+def _strict_body_of(fields_of: type, name: str, doc: str, *, only: tuple[str, ...] | None = None,
+                    base: type[BaseModel] | None = None, **more: Any) -> type[BaseModel]:
     """A strict request body with the fields (names, types, defaults) of a core dataclass,
-    which stays the one home of those fields."""
+    which stays the one home of those fields (``only`` those named; ``more`` besides, on
+    ``base``)."""
     hints = typing.get_type_hints(fields_of)
-    fields: dict[str, Any] = {f.name: (hints[f.name], f.default) for f in dataclasses.fields(fields_of)}
-    return create_model(name, __config__=_STRICT, __doc__=doc, __module__=__name__, **fields)
+    fields: dict[str, Any] = {f.name: (hints[f.name], f.default) for f in dataclasses.fields(fields_of)
+                              if only is None or f.name in only}
+    options: dict[str, Any] = {"__base__": base} if base is not None else {"__config__": _STRICT}
+    return create_model(name, __doc__=doc, __module__=__name__, **options, **fields, **more)
 
 
 #: What happens to a call a rule picks: :class:`mock_server.core.faults.Fault`'s fields.
 FaultSpec = _strict_body_of(Fault, "FaultSpec", "What happens to a call a rule picks (mock_server.core.faults.Fault).")
-
-
-class FaultRuleSpec(FaultSpec):  # type: ignore[valid-type,misc]
-    """``POST /_mock/faults``: which calls (rule keys) get what (a ``fault`` object, or its
-    keys inline); :meth:`mock_server.core.faults.FaultPlan.add_json` checks the values."""
-
-    on: str = "any"
-    times: int | None = 1
-    after: int = 0
-    probability: float = 1.0
-    seed: int | None = None
-    prompt: str | None = None
-    fault: FaultSpec | None = None  # type: ignore[valid-type]
+#: ``POST /_mock/faults``: which calls (:class:`mock_server.core.faults.FaultRule`'s rule keys)
+#: get what (a ``fault`` object, or its keys inline); ``FaultPlan.add_json`` checks the values.
+FaultRuleSpec = _strict_body_of(
+    FaultRule, "FaultRuleSpec", "POST /_mock/faults: which calls (rule keys) get what (a fault object, or its keys inline).",
+    only=RULE_KEYS, base=FaultSpec, fault=(FaultSpec | None, None))
 
 
 class ConfigChange(BaseModel):
@@ -255,7 +251,7 @@ async def faults(namespace: Namespace = None, mock: FalMock = Depends(get_emulat
 
 
 @_guarded.post("/faults", status_code=201)
-async def add_fault(rule: FaultRuleSpec | None = None, namespace: Namespace = None,
+async def add_fault(rule: FaultRuleSpec | None = None, namespace: Namespace = None,  # type: ignore[valid-type]
                     mock: FalMock = Depends(get_emulator)) -> RawResponse:
     """Add a rule: for one namespace's calls with ``?namespace=NAME``, for every call with ``*``."""
     refused = _unnamed(namespace)
