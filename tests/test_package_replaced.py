@@ -73,6 +73,11 @@ def test_a_server_keeps_serving_after_its_package_folder_is_renamed(tmp_path):
         # a run call, and a 422 worded by the pydantic models
         assert client.post(f"/{WAN}", json={"prompt": "x", "image_urls": ["https://example.com/a.png"]}).status_code == 200
         assert client.post(f"/{WAN}", json={"prompt": "x"}).status_code == 422
+        # a catalogued endpoint first used now: its schemas come from the catalogue's data files
+        flux = client.post("/fal-ai/flux/dev", json={"prompt": "a lighthouse", "seed": 1})
+        assert flux.status_code == 200, flux.text
+        assert httpx.get(flux.json()["images"][0]["url"], timeout=20).status_code == 200
+        assert client.post("/fal-ai/flux/dev", json={}).status_code == 422
     finally:
         code = server.stop()
         receiver.close()

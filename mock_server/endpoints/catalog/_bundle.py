@@ -26,6 +26,20 @@ FORMAT = 2
 # (doc_* are 0, 0 when no fal document is bundled for the id).
 
 
+#: The bundled data files' bytes, once :func:`preload` has read them: a running server keeps
+#: answering every catalogued endpoint when the installed package is replaced under it
+#: (``mock_server.server.preload``).
+_preloaded: dict[str, bytes] = {}
+
+
+def preload() -> None:
+    """Read the bundled index and schemas into memory (about 1.3 MB)."""
+    for name in (INDEX, BLOB):
+        path = DATA / name
+        if path.is_file():
+            _preloaded[name] = path.read_bytes()
+
+
 class Bundle:
     """The catalogue in ``folder``; nothing is read before the first question."""
 
@@ -33,20 +47,29 @@ class Bundle:
         self.folder = Path(folder)
         self._index: dict[str, list[Any]] | None = None
 
+    def _kept(self, name: str) -> bytes | None:
+        return _preloaded.get(name) if self.folder == DATA else None
+
     def index(self) -> dict[str, list[Any]]:
         if self._index is None:
             path = self.folder / INDEX
-            if not path.is_file():
+            data = self._kept(INDEX)
+            if data is None and path.is_file():
+                with open(path, "rb") as source:
+                    data = source.read()
+            if data is None:
                 self._index = {}
             else:
-                with open(path, "rb") as source:
-                    document = json.loads(source.read())
+                document = json.loads(data)
                 if not isinstance(document, dict) or document.get("format") != FORMAT:
                     raise ValueError(f"{path}: not a catalogue index of format {FORMAT}")
                 self._index = document["endpoints"]
         return self._index
 
     def _member(self, offset: int, length: int) -> Any:
+        kept = self._kept(BLOB)
+        if kept is not None:
+            return json.loads(zlib.decompress(kept[offset:offset + length]))
         with open(self.folder / BLOB, "rb") as blob:
             blob.seek(offset)
             return json.loads(zlib.decompress(blob.read(length)))
